@@ -1,0 +1,224 @@
+/**
+ * Matrix multiply engines. C = alpha · op(A) · op(B) + beta · C, op = identity or transpose, row-major.
+ *
+ * The engine is chosen by measurement (see docs/design.md): onnxruntime-node's MLAS GEMM runs at
+ * ~100 GFLOP/s on the 2-core dev machine, ~5× tfjs-wasm and ~150× plain JS, so it is the default.
+ * `@tensorflow/tfjs-node` is used only if it is installed and measured faster (it cannot be installed here).
+ * A plain-JS engine serves tiny shapes (where the ~40 µs per-call overhead of ORT dominates) and tests.
+ */
+import { createRequire } from 'node:module';
+import ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { type Tensor, dims2, zeros } from './tensor.js';
+
+const { onnx } = onnxProto;
+
+export interface GemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  /** Scale of `c` added to the product (needs `c`). */
+  beta?: number;
+  /** Accumulator: with beta ≠ 0 it is read; the result is always a new tensor. */
+  c?: Tensor;
+}
+
+export interface GemmEngine {
+  readonly name: string;
+  gemm(a: Tensor, b: Tensor, opts?: GemmOptions): Promise<Tensor>;
+}
+
+/** Resolve op(A)·op(B) dimensions, with an error that names the mismatch. */
+export function gemmDims(a: Tensor, b: Tensor, opts: GemmOptions = {}): { m: number; k: number; n: number } {
+  const [ar, ac] = dims2(a, 'gemm A');
+  const [br, bc] = dims2(b, 'gemm B');
+  const [m, k] = opts.transA ? [ac, ar] : [ar, ac];
+  const [k2, n] = opts.transB ? [bc, br] : [br, bc];
+  if (k !== k2) {
+    throw new Error(
+      `gemm: inner dimensions differ: op(A) is [${m}, ${k}] and op(B) is [${k2}, ${n}] (transA=${!!opts.transA}, transB=${!!opts.transB})`,
+    );
+  }
+  if (opts.c && (opts.c.shape[0] !== m || opts.c.shape[1] !== n || opts.c.shape.length !== 2)) {
+    throw new Error(`gemm: C has shape [${opts.c.shape.join(', ')}] but the product is [${m}, ${n}]`);
+  }
+  return { m, k, n };
+}
+
+/** Plain-JS GEMM (i-k-j loop order, contiguous inner loop). Fine for small shapes. */
+export const jsEngine: GemmEngine = {
+  name: 'js',
+  async gemm(a, b, opts = {}) {
+    return gemmSync(a, b, opts);
+  },
+};
+
+export function gemmSync(a: Tensor, b: Tensor, opts: GemmOptions = {}): Tensor {
+  const { m, k, n } = gemmDims(a, b, opts);
+  const alpha = opts.alpha ?? 1;
+  const beta = opts.beta ?? 0;
+  const out = zeros([m, n]);
+  const C = out.data;
+  const A = a.data;
+  const B = b.data;
+  const lda = a.shape[1]!;
+  const ldb = b.shape[1]!;
+  for (let i = 0; i < m; i++) {
+    const ci = i * n;
+    for (let p = 0; p < k; p++) {
+      const aip = alpha * (opts.transA ? A[p * lda + i]! : A[i * lda + p]!);
+      if (aip === 0) continue;
+      if (opts.transB) {
+        for (let j = 0; j < n; j++) C[ci + j] += aip * B[j * ldb + p]!;
+      } else {
+        const bp = p * ldb;
+        for (let j = 0; j < n; j++) C[ci + j] += aip * B[bp + j]!;
+      }
+    }
+  }
+  if (opts.c && beta !== 0) {
+    const c = opts.c.data;
+    for (let i = 0; i < C.length; i++) C[i] += beta * c[i]!;
+  }
+  return out;
+}
+
+export interface OrtEngineOptions {
+  /** Intra-op threads (default: all cores). */
+  threads?: number;
+  /** Products with m·k·n below this run in plain JS (ORT's per-call overhead dominates). */
+  smallThreshold?: number;
+}
+
+/** Builds a one-node ONNX graph `C = Gemm(A, B[, C0])` with symbolic dimensions. */
+export function buildGemmModel(transA: boolean, transB: boolean, alpha: number, beta: number, withC: boolean): Uint8Array {
+  const f32 = onnx.TensorProto.DataType.FLOAT;
+  const input = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: f32, shape: { dim: [{ dimParam: `${name}_0` }, { dimParam: `${name}_1` }] } } },
+    });
+  const attr = (name: string, v: { i?: number; f?: number }) =>
+    onnx.AttributeProto.create({
+      name,
+      type: v.i !== undefined ? onnx.AttributeProto.AttributeType.INT : onnx.AttributeProto.AttributeType.FLOAT,
+      ...v,
+    });
+  const inputs = withC ? ['A', 'B', 'C0'] : ['A', 'B'];
+  const graph = onnx.GraphProto.create({
+    name: 'gemm',
+    node: [
+      onnx.NodeProto.create({
+        opType: 'Gemm',
+        input: inputs,
+        output: ['C'],
+        attribute: [attr('transA', { i: transA ? 1 : 0 }), attr('transB', { i: transB ? 1 : 0 }), attr('alpha', { f: alpha }), attr('beta', { f: beta })],
+      }),
+    ],
+    input: inputs.map(input),
+    output: [onnx.ValueInfoProto.create({ name: 'C', type: { tensorType: { elemType: f32 } } })],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** onnxruntime-node engine: one cached session per (transA, transB, alpha, beta, hasC). */
+export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
+  const sessions = new Map<string, Promise<ort.InferenceSession>>();
+  const threads = options.threads ?? 0; // 0 = ORT default (all cores)
+  const small = options.smallThreshold ?? 32 * 32 * 32;
+  const session = (key: string, make: () => Uint8Array) => {
+    let s = sessions.get(key);
+    if (!s) {
+      s = ort.InferenceSession.create(make(), {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+      });
+      sessions.set(key, s);
+    }
+    return s;
+  };
+  return {
+    name: 'onnxruntime',
+    async gemm(a, b, opts = {}) {
+      const { m, k, n } = gemmDims(a, b, opts);
+      if (m * k * n < small || m === 0 || n === 0 || k === 0) return gemmSync(a, b, opts);
+      const transA = !!opts.transA;
+      const transB = !!opts.transB;
+      const alpha = opts.alpha ?? 1;
+      const beta = opts.c ? (opts.beta ?? 0) : 0;
+      const withC = beta !== 0;
+      const key = `${+transA}${+transB}|${alpha}|${beta}|${+withC}`;
+      const s = await session(key, () => buildGemmModel(transA, transB, alpha, beta, withC));
+      const feeds: Record<string, ort.Tensor> = {
+        A: new ort.Tensor('float32', a.data, a.shape as number[]),
+        B: new ort.Tensor('float32', b.data, b.shape as number[]),
+      };
+      if (withC) feeds.C0 = new ort.Tensor('float32', opts.c!.data, [m, n]);
+      const out = await s.run(feeds);
+      return { data: out.C!.data as Float32Array, shape: [m, n] };
+    },
+  };
+}
+
+/** Optional accelerator: @tensorflow/tfjs-node, if it can be required. Returns null when absent. */
+export function tryCreateTfjsNodeEngine(): GemmEngine | null {
+  let tf: any;
+  try {
+    tf = createRequire(import.meta.url)('@tensorflow/tfjs-node');
+  } catch {
+    return null;
+  }
+  return {
+    name: 'tfjs-node',
+    async gemm(a, b, opts = {}) {
+      const { m, n } = gemmDims(a, b, opts);
+      const result = tf.tidy(() => {
+        let r = tf.matMul(tf.tensor2d(a.data, a.shape), tf.tensor2d(b.data, b.shape), !!opts.transA, !!opts.transB);
+        if ((opts.alpha ?? 1) !== 1) r = r.mul(opts.alpha);
+        if (opts.c && (opts.beta ?? 0) !== 0) r = r.add(tf.tensor2d(opts.c.data, [m, n]).mul(opts.beta));
+        return r;
+      });
+      const data = (await result.data()) as Float32Array;
+      result.dispose();
+      return { data, shape: [m, n] };
+    },
+  };
+}
+
+let defaultEnginePromise: Promise<GemmEngine> | null = null;
+
+/**
+ * The engine used when none is given: onnxruntime, unless tfjs-node is installed and measured faster on a
+ * 1024×512×1024 product. `SAELAB_GEMM=js|onnxruntime|tfjs-node` forces a choice.
+ */
+export function defaultEngine(): Promise<GemmEngine> {
+  defaultEnginePromise ??= chooseEngine();
+  return defaultEnginePromise;
+}
+
+async function chooseEngine(): Promise<GemmEngine> {
+  const forced = process.env.SAELAB_GEMM;
+  if (forced === 'js') return jsEngine;
+  const ortEngine = createOrtEngine();
+  if (forced === 'onnxruntime') return ortEngine;
+  const tfEngine = tryCreateTfjsNodeEngine();
+  if (forced === 'tfjs-node') {
+    if (!tfEngine) throw new Error('SAELAB_GEMM=tfjs-node but @tensorflow/tfjs-node cannot be loaded');
+    return tfEngine;
+  }
+  if (!tfEngine) return ortEngine;
+  const [ortMs, tfMs] = [await timeEngine(ortEngine), await timeEngine(tfEngine)];
+  return tfMs < ortMs ? tfEngine : ortEngine;
+}
+
+async function timeEngine(e: GemmEngine): Promise<number> {
+  const a = zeros([1024, 512]);
+  const b = zeros([512, 1024]);
+  await e.gemm(a, b);
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) await e.gemm(a, b);
+  return performance.now() - t0;
+}
