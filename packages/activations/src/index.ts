@@ -1,0 +1,10 @@
+/**
+ * @saelab/activations — the data side of saelab: corpora, tokenizers, llama2.c and ONNX language models with
+ * hooks (HookableLM), the harvest loop and the sharded activation store.
+ */
+export * from './llama2c/tokenizer.js';
+export * from './llama2c/checkpoint.js';
+export * from './llama2c/model.js';
+export * from './llama2c/sampler.js';
+export * from './generate.js';
+export * from './source.js';

@@ -1,0 +1,117 @@
+/**
+ * The conformance suite every SAE architecture must pass (sae.md, "Conformance tests"). Each `sae-*` package
+ * calls `describeConformance` with its architecture and a float64 reference written from the paper's equations;
+ * architecture-specific checks (STE formulas, identities, shrinkage) live beside it in the package's own tests.
+ */
+import { describe, expect, it } from 'vitest';
+import type { GemmEngine } from './gemm.js';
+import { Rng } from './rng.js';
+import type { BaseSaeConfig, SaeArchitecture } from './sae.js';
+import { foldInputScale } from './sae-ops.js';
+import type { Params, Tensor } from './tensor.js';
+import { gradientCheck, type Params64, randomParams, randomTensor, testEngines, toParams64 } from './testing.js';
+
+export interface Reference64 {
+  /** Latents f for inputs x (row-major [rows, dSae]). */
+  encode(p: Params64, x: Float64Array, rows: number): Float64Array;
+  /** The full training loss (mean over rows) at sparsity coefficient λ, as the paper writes it. */
+  loss(p: Params64, x: Float64Array, rows: number, lambda: number): number;
+}
+
+export interface ConformanceOptions<C extends BaseSaeConfig> {
+  cfg: C;
+  reference: Reference64;
+  /** Parameters whose gradient is an ordinary derivative (checked by finite differences). */
+  smoothParams: string[];
+  /** Random parameters for the checks (default: N(0, 0.3²) per tensor). */
+  makeParams?: (rng: Rng) => Params;
+  lambda?: number;
+  rows?: number;
+}
+
+function decode64(p: Params64, f: Float64Array, rows: number, dIn: number, dSae: number): Float64Array {
+  const out = new Float64Array(rows * dIn);
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < dIn; j++) {
+      let s = p.b_dec![j]!;
+      for (let i = 0; i < dSae; i++) s += f[r * dSae + i]! * p.W_dec![i * dIn + j]!;
+      out[r * dIn + j] = s;
+    }
+  return out;
+}
+
+function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  expect(actual.length, what).toBe(expected.length);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / Math.max(1, Math.abs(expected[i]!)));
+  expect(worst, `${what}: worst relative error`).toBeLessThan(tol);
+}
+
+export function describeConformance<C extends BaseSaeConfig, S>(arch: SaeArchitecture<C, S>, opts: ConformanceOptions<C>): void {
+  const { cfg, reference } = opts;
+  const rows = opts.rows ?? 7;
+  const lambda = opts.lambda ?? 0.3;
+  const setup = (seed: number) => {
+    const rng = new Rng(seed);
+    const params = opts.makeParams?.(rng) ?? randomParams(arch.paramShapes(cfg), rng);
+    const x = randomTensor([rows, cfg.dIn], rng);
+    return { params, x };
+  };
+
+  describe(`${arch.name}: conformance (sae.md)`, () => {
+    it('init: shapes match paramShapes, W_enc = W_decᵀ, biases zero', () => {
+      const p = arch.init(cfg, new Rng(1));
+      for (const [name, shape] of Object.entries(arch.paramShapes(cfg))) expect(p[name]?.shape, name).toEqual(shape);
+      const { dIn, dSae } = cfg;
+      for (let i = 0; i < dSae; i++)
+        for (let j = 0; j < dIn; j++) expect(p.W_enc!.data[j * dSae + i]).toBe(p.W_dec!.data[i * dIn + j]);
+      expect(p.b_dec!.data.every((v) => v === 0)).toBe(true);
+    });
+
+    for (const [engineName, engine] of testEngines) {
+      describe(`on the ${engineName} engine`, () => {
+        const ctx = { engine: engine as GemmEngine };
+        it('encode and decode match the float64 reference', async () => {
+          const { params, x } = setup(11);
+          const f = await arch.encode(params, x, cfg, ctx);
+          const p64 = toParams64(params);
+          const f64 = reference.encode(p64, Float64Array.from(x.data), rows);
+          expectClose(f.data, f64, 1e-5, 'latents');
+          const xHat = await arch.decode(params, f, cfg, ctx);
+          expectClose(xHat.data, decode64(p64, Float64Array.from(f.data), rows, cfg.dIn, cfg.dSae), 1e-5, 'reconstruction');
+        });
+
+        it('loss matches the float64 reference and gradients match central finite differences', async () => {
+          const { params, x } = setup(12);
+          const out = await arch.lossAndGrads(params, x, cfg, lambda, arch.initTrainState(cfg), ctx);
+          const x64 = Float64Array.from(x.data);
+          const loss64 = (p: Params64) => reference.loss(p, x64, rows, lambda);
+          const ref = loss64(toParams64(params));
+          expect(Math.abs(out.loss - ref) / Math.max(1, Math.abs(ref))).toBeLessThan(1e-5);
+          expect(Object.values(out.parts).reduce((a, b) => a + b, 0)).toBeCloseTo(out.loss, 6);
+          const worst = gradientCheck({ params, grads: out.grads, loss64, names: opts.smoothParams, samples: 16 });
+          for (const [name, err] of Object.entries(worst)) expect(err, `gradient of ${name}`).toBeLessThan(2e-3);
+          for (const name of Object.keys(arch.paramShapes(cfg))) expect(out.grads[name]?.shape, `grad ${name}`).toEqual(params[name]!.shape);
+        });
+
+        it('folding the input scale C leaves encode/decode unchanged: encode(x) folded = encode(x/C) unfolded', async () => {
+          const { params, x } = setup(13);
+          const C = 3.7;
+          const raw: Tensor = { data: x.data.map((v) => v * C), shape: x.shape };
+          const folded = foldInputScale(params, C);
+          const fTrain = await arch.encode(params, x, cfg, ctx);
+          const fRaw = await arch.encode(folded, raw, cfg, ctx);
+          expectClose(fRaw.data, fTrain.data, 1e-4, 'latents after folding');
+          const xHatRaw = await arch.decode(folded, fRaw, cfg, ctx);
+          const xHatTrain = await arch.decode(params, fTrain, cfg, ctx);
+          expectClose(xHatRaw.data, xHatTrain.data.map((v) => v * C), 1e-4, 'reconstruction after folding');
+        });
+      });
+    }
+
+    it('SAELens config round trip keeps the architecture config', () => {
+      const json = { d_in: cfg.dIn, d_sae: cfg.dSae, apply_b_dec_to_input: cfg.applyBDecToInput, ...arch.toSaelensConfig(cfg) };
+      expect(arch.fromSaelensConfig(json)).toEqual(cfg);
+    });
+  });
+}

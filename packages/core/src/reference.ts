@@ -1,0 +1,84 @@
+/**
+ * Float64 reference kernels, written for clarity, used only to check the float32 kernels in tests.
+ * Matrices are { data: Float64Array, rows, cols }, row-major.
+ */
+import type { Tensor } from './tensor.js';
+
+export interface Mat64 {
+  data: Float64Array;
+  rows: number;
+  cols: number;
+}
+
+export function toMat64(t: Tensor): Mat64 {
+  if (t.shape.length === 1) return { data: Float64Array.from(t.data), rows: 1, cols: t.shape[0]! };
+  return { data: Float64Array.from(t.data), rows: t.shape[0]!, cols: t.shape[1]! };
+}
+
+export function mat64(rows: number, cols: number, fill: (i: number, j: number) => number = () => 0): Mat64 {
+  const data = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) data[i * cols + j] = fill(i, j);
+  return { data, rows, cols };
+}
+
+export const at = (m: Mat64, i: number, j: number): number => m.data[i * m.cols + j]!;
+
+export function transpose64(a: Mat64): Mat64 {
+  return mat64(a.cols, a.rows, (i, j) => at(a, j, i));
+}
+
+/** Textbook triple loop. */
+export function matmul64(a: Mat64, b: Mat64): Mat64 {
+  if (a.cols !== b.rows) throw new Error(`matmul64: ${a.rows}x${a.cols} · ${b.rows}x${b.cols}`);
+  return mat64(a.rows, b.cols, (i, j) => {
+    let s = 0;
+    for (let p = 0; p < a.cols; p++) s += at(a, i, p) * at(b, p, j);
+    return s;
+  });
+}
+
+export function map64(a: Mat64, f: (v: number, i: number, j: number) => number): Mat64 {
+  return mat64(a.rows, a.cols, (i, j) => f(at(a, i, j), i, j));
+}
+
+/** a[i,j] + v[j] (row broadcast); sign −1 subtracts. */
+export function addRow64(a: Mat64, v: ArrayLike<number>, sign = 1): Mat64 {
+  return map64(a, (x, _i, j) => x + sign * v[j]!);
+}
+
+export function columnSums64(a: Mat64): Float64Array {
+  const out = new Float64Array(a.cols);
+  for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) out[j] += at(a, i, j);
+  return out;
+}
+
+/** Largest |a − b| / max(1, |b|) over all elements (b is the reference). */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxRelError: lengths ${a.length} and ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!)));
+  return worst;
+}
+
+/**
+ * Central finite differences of a scalar float64 function at x (in place, restored after).
+ * Returns d f / d x_i for every i in `indices` (default: all).
+ */
+export function finiteDifferences(
+  f: () => number,
+  x: Float64Array,
+  h = 1e-6,
+  indices: Iterable<number> = x.keys(),
+): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const i of indices) {
+    const x0 = x[i]!;
+    x[i] = x0 + h;
+    const fp = f();
+    x[i] = x0 - h;
+    const fm = f();
+    x[i] = x0;
+    out.set(i, (fp - fm) / (2 * h));
+  }
+  return out;
+}

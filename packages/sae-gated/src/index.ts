@@ -1,0 +1,1 @@
+export { gated, gatedConfigSchema, type GatedConfig } from './gated.js';

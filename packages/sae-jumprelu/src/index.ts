@@ -1,0 +1,1 @@
+export { jumpRelu, jumpReluConfigSchema, type JumpReluConfig } from './jumprelu.js';

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { jsEngine, Rng } from '@saelab/core';
+import { describeConformance } from '@saelab/core/conformance';
+import { matmulRows64, type Params64, randomParams, randomTensor, toParams64 } from '@saelab/core/testing';
+import { jumpRelu, type JumpReluConfig } from '../src/index.js';
+
+const cfg: JumpReluConfig = { dIn: 6, dSae: 9, applyBDecToInput: true, bandwidth: 0.001, initialThreshold: 0.001 };
+
+/** Float64 reference, written from the paper: pre = (x − b_dec)W_enc + b_enc, f = pre·H(pre − θ). */
+function pre64(p: Params64, x: Float64Array, rows: number, c: JumpReluConfig): Float64Array {
+  const xin = x.map((v, i) => v - (c.applyBDecToInput ? p.b_dec![i % c.dIn]! : 0));
+  const pre = matmulRows64(xin, rows, p.W_enc!, c.dIn, c.dSae);
+  return pre.map((v, i) => v + p.b_enc![i % c.dSae]!);
+}
+const encode64 = (p: Params64, x: Float64Array, rows: number, c = cfg) =>
+  pre64(p, x, rows, c).map((v, i) => (v > p.threshold![i % c.dSae]! ? v : 0));
+
+function loss64(p: Params64, x: Float64Array, rows: number, lambda: number, c = cfg): number {
+  const f = encode64(p, x, rows, c);
+  const xHat = matmulRows64(f, rows, p.W_dec!, c.dSae, c.dIn).map((v, i) => v + p.b_dec![i % c.dIn]!);
+  let mse = 0;
+  for (let i = 0; i < x.length; i++) mse += (x[i]! - xHat[i]!) ** 2;
+  const l0 = f.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0);
+  return mse / rows + (lambda * l0) / rows;
+}
+
+const makeParams = (rng: Rng) => {
+  const p = randomParams(jumpRelu.paramShapes(cfg), rng);
+  p.threshold!.data.forEach((_, i, a) => (a[i] = 0.05 + 0.3 * rng.uniform()));
+  return p;
+};
+
+describeConformance(jumpRelu, {
+  cfg,
+  reference: { encode: encode64, loss: loss64 },
+  smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
+  makeParams,
+});
+
+describe('jumprelu: straight-through pseudo-gradients for θ (paper eqs. 11–12)', () => {
+  it('dθ equals Σ_rows [−(θ/ε)K((pre−θ)/ε)·∂L/∂f − (λ/B)(1/ε)K((pre−θ)/ε)] in float64', async () => {
+    const wide: JumpReluConfig = { ...cfg, bandwidth: 0.4 }; // wide kernel so many entries fall inside it
+    const rng = new Rng(3);
+    const p = makeParams(rng);
+    const rows = 11;
+    const x = randomTensor([rows, cfg.dIn], rng);
+    const lambda = 0.7;
+    const out = await jumpRelu.lossAndGrads(p, x, wide, lambda, undefined, { engine: jsEngine });
+
+    const p64 = toParams64(p);
+    const x64 = Float64Array.from(x.data);
+    const pre = pre64(p64, x64, rows, wide);
+    const f = encode64(p64, x64, rows, wide);
+    const xHat = matmulRows64(f, rows, p64.W_dec!, cfg.dSae, cfg.dIn).map((v, i) => v + p64.b_dec![i % cfg.dIn]!);
+    // ∂L/∂f = (2/B)(x̂ − x)·W_decᵀ
+    const dXHat = xHat.map((v, i) => (2 / rows) * (v - x64[i]!));
+    const expected = new Float64Array(cfg.dSae);
+    let inside = 0;
+    for (let r = 0; r < rows; r++)
+      for (let i = 0; i < cfg.dSae; i++) {
+        const theta = p64.threshold![i]!;
+        const u = (pre[r * cfg.dSae + i]! - theta) / wide.bandwidth;
+        if (!(u > -0.5 && u < 0.5)) continue;
+        inside++;
+        let dF = 0;
+        for (let j = 0; j < cfg.dIn; j++) dF += dXHat[r * cfg.dIn + j]! * p64.W_dec![i * cfg.dIn + j]!;
+        expected[i] += -(theta / wide.bandwidth) * dF - lambda / rows / wide.bandwidth;
+      }
+    expect(inside).toBeGreaterThan(5);
+    for (let i = 0; i < cfg.dSae; i++) expect(out.grads.threshold!.data[i]).toBeCloseTo(expected[i]!, 4);
+  });
+
+  it('the L0 term trains only θ: with no reconstruction error signal, only dθ depends on λ', async () => {
+    const rng = new Rng(4);
+    const p = makeParams(rng);
+    const x = randomTensor([5, cfg.dIn], rng);
+    const a = await jumpRelu.lossAndGrads(p, x, { ...cfg, bandwidth: 0.5 }, 0, undefined, { engine: jsEngine });
+    const b = await jumpRelu.lossAndGrads(p, x, { ...cfg, bandwidth: 0.5 }, 10, undefined, { engine: jsEngine });
+    for (const name of ['W_enc', 'b_enc', 'W_dec', 'b_dec']) expect(b.grads[name]!.data).toEqual(a.grads[name]!.data);
+    expect(b.grads.threshold!.data).not.toEqual(a.grads.threshold!.data);
+  });
+});

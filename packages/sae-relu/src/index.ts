@@ -1,0 +1,1 @@
+export { relu, reluConfigSchema, type ReluConfig } from './relu.js';

@@ -1,0 +1,123 @@
+/**
+ * ReLU SAE, Anthropic's "April update" recipe (Conerly et al. 2024, Transformer Circuits "Circuits Updates — April
+ * 2024"). All of this architecture's math is in this file; affine maps and their backward passes come from core.
+ *
+ *   pre = (x − b_dec)·W_enc + b_enc,   f = ReLU(pre),   x̂ = f·W_dec + b_dec
+ *   L   = ‖x − x̂‖² + λ Σ_i f_i ‖W_dec,i‖₂          (decoder-norm-weighted L1; no norm constraint)
+ *
+ * The older recipe (Bricken et al. 2023: plain L1 with unit-norm decoder rows) is kept as the ablation
+ * `l1Penalty: 'plain'`. Dead-latent resampling from that recipe is not implemented.
+ */
+import { z } from 'zod';
+import {
+  type LossAndGrads,
+  type SaeArchitecture,
+  accumulate,
+  affine,
+  baseSaeConfigSchema,
+  decodeAffine,
+  decoderBackward,
+  encoderBackward,
+  encoderInput,
+  initTiedDictionary,
+  reconstructionLoss,
+  relu as reluKernel,
+  rowL2Norms,
+  zeros,
+} from '@saelab/core';
+
+export const reluConfigSchema = baseSaeConfigSchema.extend({
+  /** 'decoder-norm-weighted' (April update, default) or 'plain' L1 with unit-norm decoder rows (older recipe). */
+  l1Penalty: z.enum(['decoder-norm-weighted', 'plain']).default('decoder-norm-weighted'),
+  /** Norm of the random W_dec rows at init (April update: 0.1). */
+  decoderInitNorm: z.number().positive().default(0.1),
+});
+export type ReluConfig = z.infer<typeof reluConfigSchema>;
+
+export const relu: SaeArchitecture<ReluConfig> = {
+  name: 'relu',
+  saelensArchitecture: 'standard',
+  sparsityKnob: 'lambda',
+  decoderConstraint: (cfg) => (cfg.l1Penalty === 'plain' ? 'unit-norm' : 'none'),
+  configSchema: reluConfigSchema,
+  // April update: Adam (0.9, 0.999), λ warmed up over the first 5%, lr decayed to 0 over the last 20%, clip at 1.
+  recipe: {
+    optimizer: { kind: 'adam', lr: 5e-5, beta1: 0.9, beta2: 0.999 },
+    lrSchedule: 'linear-decay',
+    lrWarmupFraction: 0,
+    sparsityWarmupFraction: 0.05,
+    gradClip: 1,
+    defaultSparsity: 5,
+  },
+
+  paramShapes: ({ dIn, dSae }) => ({ W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn] }),
+
+  init: (cfg, rng) => initTiedDictionary(cfg.dIn, cfg.dSae, rng, cfg.l1Penalty === 'plain' ? 1 : cfg.decoderInitNorm),
+
+  async encode(p, x, cfg, { engine }) {
+    return reluKernel(await affine(engine, encoderInput(x, p.b_dec!, cfg.applyBDecToInput), p.W_enc!, p.b_enc!));
+  },
+
+  decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
+
+  initTrainState: () => undefined,
+
+  async lossAndGrads(p, x, cfg, lambda, _state, { engine }): Promise<LossAndGrads> {
+    const rows = x.shape[0]!;
+    const { dIn, dSae: m } = cfg;
+    const weighted = cfg.l1Penalty === 'decoder-norm-weighted';
+    const norms = weighted ? rowL2Norms(p.W_dec!) : new Float32Array(m).fill(1);
+
+    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput);
+    const pre = await affine(engine, input, p.W_enc!, p.b_enc!);
+    const f = reluKernel(pre);
+    const xHat = await decodeAffine(engine, f, p.W_dec!, p.b_dec!);
+
+    const { loss: mse, dXHat } = reconstructionLoss(x, xHat);
+    const dec = await decoderBackward(engine, f, dXHat, p.W_dec!);
+
+    // ∂/∂f of (λ/B) Σ f_i‖W_dec,i‖ is (λ/B)‖W_dec,i‖; through the ReLU only where pre > 0.
+    const dPre = zeros(pre.shape);
+    const fSum = new Float64Array(m);
+    let penalty = 0;
+    for (let r = 0; r < rows; r++) {
+      const o = r * m;
+      for (let i = 0; i < m; i++) {
+        const v = f.data[o + i]!;
+        if (v > 0) {
+          dPre.data[o + i] = dec.dF!.data[o + i]! + (lambda / rows) * norms[i]!;
+          fSum[i] += v;
+          penalty += v * norms[i]!;
+        }
+      }
+    }
+    // ∂/∂W_dec,i of (λ/B) Σ_rows f_i ‖W_dec,i‖ = (λ/B) (Σ_rows f_i) W_dec,i / ‖W_dec,i‖.
+    if (weighted) {
+      for (let i = 0; i < m; i++) {
+        if (fSum[i] === 0 || norms[i] === 0) continue;
+        const c = ((lambda / rows) * fSum[i]!) / norms[i]!;
+        for (let j = 0; j < dIn; j++) dec.dWDec.data[i * dIn + j] += c * p.W_dec!.data[i * dIn + j]!;
+      }
+    }
+
+    const enc = await encoderBackward(engine, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    const sparsity = (lambda * penalty) / rows;
+    return {
+      loss: mse + sparsity,
+      parts: { mse, sparsity },
+      grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
+      latents: f,
+      xHat,
+    };
+  },
+
+  toSaelensConfig: (cfg) => ({ l1_penalty: cfg.l1Penalty, decoder_init_norm: cfg.decoderInitNorm }),
+  fromSaelensConfig: (json) =>
+    reluConfigSchema.parse({
+      dIn: json.d_in,
+      dSae: json.d_sae,
+      applyBDecToInput: json.apply_b_dec_to_input ?? true,
+      l1Penalty: json.l1_penalty ?? undefined,
+      decoderInitNorm: json.decoder_init_norm ?? undefined,
+    }),
+};

@@ -1,0 +1,39 @@
+import { describeConformance } from '@saelab/core/conformance';
+import { matmulRows64, type Params64 } from '@saelab/core/testing';
+import { relu, type ReluConfig } from '../src/index.js';
+
+/** Float64 reference from the April-update equations. */
+function encode64(p: Params64, x: Float64Array, rows: number, c: ReluConfig): Float64Array {
+  const xin = x.map((v, i) => v - (c.applyBDecToInput ? p.b_dec![i % c.dIn]! : 0));
+  return matmulRows64(xin, rows, p.W_enc!, c.dIn, c.dSae).map((v, i) => Math.max(0, v + p.b_enc![i % c.dSae]!));
+}
+
+function loss64(p: Params64, x: Float64Array, rows: number, lambda: number, c: ReluConfig): number {
+  const f = encode64(p, x, rows, c);
+  const xHat = matmulRows64(f, rows, p.W_dec!, c.dSae, c.dIn).map((v, i) => v + p.b_dec![i % c.dIn]!);
+  let mse = 0;
+  for (let i = 0; i < x.length; i++) mse += (x[i]! - xHat[i]!) ** 2;
+  let l1 = 0;
+  for (let i = 0; i < c.dSae; i++) {
+    let n2 = 0;
+    for (let j = 0; j < c.dIn; j++) n2 += p.W_dec![i * c.dIn + j]! ** 2;
+    const w = c.l1Penalty === 'plain' ? 1 : Math.sqrt(n2);
+    for (let r = 0; r < rows; r++) l1 += f[r * c.dSae + i]! * w;
+  }
+  return mse / rows + (lambda * l1) / rows;
+}
+
+for (const l1Penalty of ['decoder-norm-weighted', 'plain'] as const) {
+  const cfg: ReluConfig = { dIn: 6, dSae: 9, applyBDecToInput: true, l1Penalty, decoderInitNorm: 0.1 };
+  describeConformance(relu, {
+    cfg,
+    reference: { encode: (p, x, r) => encode64(p, x, r, cfg), loss: (p, x, r, l) => loss64(p, x, r, l, cfg) },
+    smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
+  });
+}
+const noBDec: ReluConfig = { dIn: 5, dSae: 7, applyBDecToInput: false, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 };
+describeConformance(relu, {
+  cfg: noBDec,
+  reference: { encode: (p, x, r) => encode64(p, x, r, noBDec), loss: (p, x, r, l) => loss64(p, x, r, l, noBDec) },
+  smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
+});

@@ -1,0 +1,1 @@
+export { topK, topKConfigSchema, type TopKConfig, type TopKState } from './topk.js';

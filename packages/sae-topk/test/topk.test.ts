@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { jsEngine, Rng } from '@saelab/core';
+import { describeConformance } from '@saelab/core/conformance';
+import { gradientCheck, matmulRows64, type Params64, randomParams, randomTensor, toParams64 } from '@saelab/core/testing';
+import { topK, type TopKConfig } from '../src/index.js';
+
+const cfg: TopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000 };
+
+function pre64(p: Params64, x: Float64Array, rows: number): Float64Array {
+  const xin = x.map((v, i) => v - p.b_dec![i % cfg.dIn]!);
+  return matmulRows64(xin, rows, p.W_enc!, cfg.dIn, cfg.dSae).map((v, i) => v + p.b_enc![i % cfg.dSae]!);
+}
+/** ReLU of the k largest entries per row, by sorting (float64 reference). `allowed` restricts the candidates. */
+function topKRelu64(pre: Float64Array, rows: number, k: number, allowed: (j: number) => boolean = () => true): Float64Array {
+  const m = cfg.dSae;
+  const f = new Float64Array(pre.length);
+  for (let r = 0; r < rows; r++) {
+    const order = [...Array(m).keys()].filter(allowed).sort((a, b) => pre[r * m + b]! - pre[r * m + a]!);
+    for (const j of order.slice(0, k)) f[r * m + j] = Math.max(0, pre[r * m + j]!);
+  }
+  return f;
+}
+const encode64 = (p: Params64, x: Float64Array, rows: number) => topKRelu64(pre64(p, x, rows), rows, cfg.k);
+const decode64 = (p: Params64, f: Float64Array, rows: number, withBias = true) =>
+  matmulRows64(f, rows, p.W_dec!, cfg.dSae, cfg.dIn).map((v, i) => v + (withBias ? p.b_dec![i % cfg.dIn]! : 0));
+const sq = (a: Float64Array, b: Float64Array) => a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0);
+
+// With a fresh state nothing is dead, so the loss is the reconstruction alone.
+describeConformance(topK, {
+  cfg,
+  reference: { encode: encode64, loss: (p, x, rows) => sq(x, decode64(p, encode64(p, x, rows), rows)) / rows },
+  smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
+});
+
+describe('topk: exact sparsity and AuxK', () => {
+  it('every row has at most k non-zero latents, and exactly k when pre-activations are positive', async () => {
+    const rng = new Rng(2);
+    const p = randomParams(topK.paramShapes(cfg), rng);
+    p.b_enc!.data.fill(50); // all pre-activations positive
+    const f = await topK.encode(p, randomTensor([20, cfg.dIn], rng), cfg, { engine: jsEngine });
+    for (let r = 0; r < 20; r++) expect(f.data.subarray(r * cfg.dSae, (r + 1) * cfg.dSae).filter((v) => v !== 0).length).toBe(cfg.k);
+  });
+
+  it('AuxK matches the float64 reference (dead = not fired for N_dead tokens) and its gradients match finite differences', async () => {
+    const dead: TopKConfig = { ...cfg, deadTokensThreshold: 8, kAux: 4 };
+    const rng = new Rng(8);
+    const p = randomParams(topK.paramShapes(dead), rng);
+    const rows = 6;
+    const x = randomTensor([rows, cfg.dIn], rng);
+    const state = topK.initTrainState(dead);
+    state.tokensSinceFired.fill(5); // +6 tokens this batch → every latent that does not fire now is dead (11 ≥ 8)
+    const out = await topK.lossAndGrads(p, x, dead, 0, state, { engine: jsEngine });
+
+    const x64 = Float64Array.from(x.data);
+    const p0 = toParams64(p);
+    const f0 = encode64(p0, x64, rows);
+    const firedNow = new Set<number>();
+    f0.forEach((v, i) => v > 0 && firedNow.add(i % cfg.dSae));
+    const isDead = (j: number) => !firedNow.has(j);
+    const nDead = cfg.dSae - firedNow.size;
+    expect(nDead).toBeGreaterThan(0);
+    for (let j = 0; j < cfg.dSae; j++) expect(state.tokensSinceFired[j]).toBe(firedNow.has(j) ? 0 : 11);
+    const kAux = Math.min(4, nDead);
+    const scale = Math.min(nDead / 4, 1);
+    const e0 = x64.map((v, i) => v - decode64(p0, f0, rows)[i]!); // detached residual
+    const loss64 = (q: Params64) => {
+      const f = encode64(q, x64, rows);
+      const fAux = topKRelu64(pre64(q, x64, rows), rows, kAux, isDead);
+      return sq(x64, decode64(q, f, rows)) / rows + (dead.auxCoefficient * scale * sq(e0, decode64(q, fAux, rows, false))) / rows;
+    };
+    expect(out.parts.auxk).toBeGreaterThan(0);
+    expect(out.loss).toBeCloseTo(loss64(p0), 5);
+    const worst = gradientCheck({ params: p, grads: out.grads, loss64, names: ['W_enc', 'b_enc', 'W_dec', 'b_dec'], samples: 20 });
+    for (const [name, err] of Object.entries(worst)) expect(err, name).toBeLessThan(2e-3);
+  });
+});

@@ -1,0 +1,270 @@
+/**
+ * The Mamba-style mixer block used by Longhorn (official code: in_proj → causal conv1d → SiLU → x_proj → dt_head
+ * → selective scan + D skip → SiLU(z) gate → out_proj), forward, backward and a one-token recurrent step.
+ * Parameter names and shapes are the official code's (PyTorch layouts), relative to `layers.{i}.mixer.`:
+ *   in_proj.weight [2·d_inner, d_model]; conv1d.weight [d_inner, 1, d_conv], conv1d.bias [d_inner];
+ *   x_proj.weight [dt_rank + 2n, d_inner]; dt_head.weight [d_inner, dt_rank], dt_head.bias [d_inner]
+ *   (Mamba: dt_proj.*); A_log [d_inner, n] (Mamba only); D [d_inner]; out_proj.weight [d_model, d_inner].
+ */
+import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } from '@saelab/core';
+import { type ScanSaved, type Transition, scanBackward, scanForward, scanStep } from './scan.js';
+import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, silu, siluGrad } from './ops.js';
+
+export interface MixerDims {
+  dModel: number;
+  dInner: number;
+  dState: number;
+  dtRank: number;
+  dConv: number;
+  variant: Transition;
+  scanChunk: number;
+}
+
+/** The dt linear is `dt_head` in Longhorn's code and `dt_proj` in Mamba's. */
+export const dtName = (variant: Transition) => (variant === 'mamba' ? 'dt_proj' : 'dt_head');
+
+/** Parameter names (relative to the mixer prefix) with shapes. */
+export function mixerShapes(m: MixerDims): Record<string, number[]> {
+  const dt = dtName(m.variant);
+  const s: Record<string, number[]> = {
+    'in_proj.weight': [2 * m.dInner, m.dModel],
+    'conv1d.weight': [m.dInner, 1, m.dConv],
+    'conv1d.bias': [m.dInner],
+    'x_proj.weight': [m.dtRank + 2 * m.dState, m.dInner],
+    [`${dt}.weight`]: [m.dInner, m.dtRank],
+    [`${dt}.bias`]: [m.dInner],
+    D: [m.dInner],
+    'out_proj.weight': [m.dModel, m.dInner],
+  };
+  if (m.variant === 'mamba') s.A_log = [m.dInner, m.dState];
+  return s;
+}
+
+/**
+ * Initialisation as in the official code: PyTorch defaults (U(±1/√fan_in)) for the linears and conv; dt weight
+ * U(±dt_rank^−½); Longhorn's dt bias 0 (β ≈ ½); Mamba's dt bias = softplus⁻¹(log-uniform[1e-3, 1e-1]) and
+ * S4D-real A_ij = −(j+1); D = 1; out_proj scaled by 1/√n_layer (GPT-2 style residual rescaling).
+ */
+export function initMixer(m: MixerDims, nLayers: number, rng: Rng, prefix: string, into: Params): void {
+  const shapes = mixerShapes(m);
+  const uni = (name: string, bound: number) => {
+    const t = zeros(shapes[name]!);
+    rng.fillUniform(t.data, -bound, bound);
+    into[prefix + name] = t;
+  };
+  const dt = dtName(m.variant);
+  uni('in_proj.weight', 1 / Math.sqrt(m.dModel));
+  uni('conv1d.weight', 1 / Math.sqrt(m.dConv));
+  uni('conv1d.bias', 1 / Math.sqrt(m.dConv));
+  uni('x_proj.weight', 1 / Math.sqrt(m.dInner));
+  uni(`${dt}.weight`, 1 / Math.sqrt(m.dtRank));
+  uni('out_proj.weight', 1 / Math.sqrt(m.dInner) / Math.sqrt(nLayers));
+  const bias = zeros([m.dInner]);
+  if (m.variant === 'mamba') {
+    for (let i = 0; i < m.dInner; i++) {
+      const dtv = Math.max(1e-4, Math.exp(Math.log(1e-3) + rng.uniform() * (Math.log(1e-1) - Math.log(1e-3))));
+      bias.data[i] = dtv + Math.log(-Math.expm1(-dtv)); // inverse softplus
+    }
+    const aLog = zeros([m.dInner, m.dState]);
+    for (let i = 0; i < m.dInner; i++) for (let j = 0; j < m.dState; j++) aLog.data[i * m.dState + j] = Math.log(j + 1);
+    into[prefix + 'A_log'] = aLog;
+  }
+  into[prefix + `${dt}.bias`] = bias;
+  into[prefix + 'D'] = tensor(new Float32Array(m.dInner).fill(1), [m.dInner]);
+}
+
+/** Intermediate values kept for the backward pass. */
+export interface MixerCache {
+  B: number;
+  L: number;
+  h: Tensor;
+  xz: Tensor;
+  xc: Float32Array;
+  xs: Tensor;
+  delta: Tensor;
+  k: Float32Array;
+  q: Float32Array;
+  zb: Float32Array;
+  scan: ScanSaved;
+  y: Float32Array;
+  yg: Tensor;
+}
+
+const P = (params: Params, prefix: string, name: string): Tensor => {
+  const t = params[prefix + name];
+  if (!t) throw new Error(`missing parameter ${prefix + name}`);
+  return t;
+};
+
+/** Splits x_proj's output [rows, R+2n] into δ [rows, R], k [rows, n], q [rows, n]. */
+function splitDbl(dbl: Float32Array, rows: number, R: number, n: number) {
+  const w = R + 2 * n;
+  const delta = new Float32Array(rows * R);
+  const k = new Float32Array(rows * n);
+  const q = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    delta.set(dbl.subarray(r * w, r * w + R), r * R);
+    k.set(dbl.subarray(r * w + R, r * w + R + n), r * n);
+    q.set(dbl.subarray(r * w + R + n, r * w + w), r * n);
+  }
+  return { delta, k, q };
+}
+
+/** Mixer forward on h [B·L, d_model] → out [B·L, d_model]. */
+export async function mixerForward(
+  engine: GemmEngine, m: MixerDims, params: Params, prefix: string, h: Tensor, B: number, L: number,
+): Promise<{ out: Tensor; cache: MixerCache }> {
+  const { dInner: di, dState: n, dtRank: R } = m;
+  const rows = B * L;
+  const dt = dtName(m.variant);
+  // 1. [x, z] = h W_inᵀ
+  const xz = await linear(engine, h, P(params, prefix, 'in_proj.weight'));
+  // 2. x = SiLU(conv1d(x))
+  const xc = causalConvForward(xz.data, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, P(params, prefix, 'conv1d.bias').data, B, L);
+  const xs = zeros([rows, di]);
+  for (let i = 0; i < xc.length; i++) xs.data[i] = silu(xc[i]!);
+  // 3. [δ, k, q] = x W_xᵀ
+  const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
+  const { delta, k, q } = splitDbl(dbl.data, rows, R, n);
+  const deltaT = tensor(delta, [rows, R]);
+  // 4. z_β = δ W_dtᵀ + b_dt
+  const zbT = await linear(engine, deltaT, P(params, prefix, `${dt}.weight`));
+  const zb = zbT.data;
+  const bdt = P(params, prefix, `${dt}.bias`).data;
+  for (let r = 0; r < rows; r++) for (let i = 0; i < di; i++) zb[r * di + i]! += bdt[i]!;
+  // 5. y = scan(x, k, q, z_β) + D ⊙ x
+  const shape = { batch: B, seqLen: L, dInner: di, dState: n };
+  const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
+  const { y: yScan, saved } = scanForward(m.variant, shape, { x: xs.data, z: zb, k, q, aLog }, { chunk: m.scanChunk });
+  const y = yScan as Float32Array;
+  const D = P(params, prefix, 'D').data;
+  // 6. gate and project out
+  const yg = zeros([rows, di]);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < di; i++) {
+      const o = r * di + i;
+      y[o]! += D[i]! * xs.data[o]!;
+      yg.data[o] = y[o]! * silu(xz.data[r * 2 * di + di + i]!);
+    }
+  }
+  const out = await linear(engine, yg, P(params, prefix, 'out_proj.weight'));
+  return { out, cache: { B, L, h, xz, xc, xs, delta: deltaT, k, q, zb, scan: saved, y, yg } };
+}
+
+/** Mixer backward: accumulates parameter gradients into `grads` (same names) and returns ∂loss/∂h. */
+export async function mixerBackward(
+  engine: GemmEngine, m: MixerDims, params: Params, prefix: string, c: MixerCache, gout: Tensor, grads: Params,
+): Promise<Tensor> {
+  const { dInner: di, dState: n, dtRank: R } = m;
+  const rows = c.B * c.L;
+  const dt = dtName(m.variant);
+  const G = (name: string) => grads[prefix + name]!.data;
+  // 6. out = yg W_outᵀ; yg = y ⊙ SiLU(z)
+  const o6 = await linearBackward(engine, c.yg, P(params, prefix, 'out_proj.weight'), gout);
+  addInto(G('out_proj.weight'), o6.gw.data);
+  const gxz = zeros([rows, 2 * di]);
+  const gy = new Float32Array(rows * di);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < di; i++) {
+      const o = r * di + i;
+      const zv = c.xz.data[r * 2 * di + di + i]!;
+      const g = o6.gx.data[o]!;
+      gy[o] = g * silu(zv);
+      gxz.data[r * 2 * di + di + i] = g * c.y[o]! * siluGrad(zv);
+    }
+  }
+  // 5. y = scan + D ⊙ x
+  const D = P(params, prefix, 'D').data;
+  const gD = new Float64Array(di);
+  const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
+  const sg = scanBackward({ x: c.xs.data, z: c.zb, k: c.k, q: c.q, aLog }, c.scan, gy);
+  const gxs = sg.gx as Float32Array;
+  for (let o = 0; o < gxs.length; o++) {
+    const i = o % di;
+    gD[i] += gy[o]! * c.xs.data[o]!;
+    gxs[o]! += gy[o]! * D[i]!;
+  }
+  const gDp = G('D');
+  for (let i = 0; i < di; i++) gDp[i]! += gD[i]!;
+  if (aLog) addInto(G('A_log'), sg.gALog as Float32Array);
+  // 4. z_β = δ W_dtᵀ + b
+  const gzb = tensor(sg.gz as Float32Array, [rows, di]);
+  const o4 = await linearBackward(engine, c.delta, P(params, prefix, `${dt}.weight`), gzb);
+  addInto(G(`${dt}.weight`), o4.gw.data);
+  const gb = new Float64Array(di);
+  for (let o = 0; o < gzb.data.length; o++) gb[o % di] += gzb.data[o]!;
+  const gbp = G(`${dt}.bias`);
+  for (let i = 0; i < di; i++) gbp[i]! += gb[i]!;
+  // 3. [δ, k, q] = x W_xᵀ
+  const w = R + 2 * n;
+  const gdbl = zeros([rows, w]);
+  const gk = sg.gk as Float32Array;
+  const gq = sg.gq as Float32Array;
+  for (let r = 0; r < rows; r++) {
+    gdbl.data.set(o4.gx.data.subarray(r * R, (r + 1) * R), r * w);
+    gdbl.data.set(gk.subarray(r * n, (r + 1) * n), r * w + R);
+    gdbl.data.set(gq.subarray(r * n, (r + 1) * n), r * w + R + n);
+  }
+  const o3 = await linearBackward(engine, c.xs, P(params, prefix, 'x_proj.weight'), gdbl);
+  addInto(G('x_proj.weight'), o3.gw.data);
+  addInto(gxs, o3.gx.data);
+  // 2. SiLU and conv (writes ∂x into the x half of gxz)
+  for (let o = 0; o < gxs.length; o++) gxs[o]! *= siluGrad(c.xc[o]!);
+  causalConvBackward(c.xz.data, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, gxs, c.B, c.L, gxz.data, G('conv1d.weight'), G('conv1d.bias'));
+  // 1. [x, z] = h W_inᵀ
+  const o1 = await linearBackward(engine, c.h, P(params, prefix, 'in_proj.weight'), gxz);
+  addInto(G('in_proj.weight'), o1.gw.data);
+  return o1.gx;
+}
+
+/** Recurrent state of one mixer for B sequences: S [B, d_inner, n] and the last d_conv−1 conv inputs. */
+export interface MixerState {
+  S: Float64Array;
+  /** [B, d_conv − 1, d_inner], oldest first. */
+  window: Float32Array;
+}
+
+export function newMixerState(m: MixerDims, B: number): MixerState {
+  return { S: new Float64Array(B * m.dInner * m.dState), window: new Float32Array(B * (m.dConv - 1) * m.dInner) };
+}
+
+/** One token per sequence: h [B, d_model] → out [B, d_model], advancing `state`. Same arithmetic as forward. */
+export async function mixerStep(
+  engine: GemmEngine, m: MixerDims, params: Params, prefix: string, h: Tensor, state: MixerState,
+): Promise<Tensor> {
+  const { dInner: di, dState: n, dtRank: R, dConv: K } = m;
+  const B = h.shape[0]!;
+  const dt = dtName(m.variant);
+  const xz = await linear(engine, h, P(params, prefix, 'in_proj.weight'));
+  // Conv over [window, current] as a length-K sequence; its last output is this step's.
+  const seq = new Float32Array(B * K * 2 * di);
+  for (let b = 0; b < B; b++) {
+    for (let w = 0; w < K - 1; w++) seq.set(state.window.subarray((b * (K - 1) + w) * di, (b * (K - 1) + w + 1) * di), (b * K + w) * 2 * di);
+    seq.set(xz.data.subarray(b * 2 * di, b * 2 * di + di), (b * K + K - 1) * 2 * di);
+  }
+  const conv = causalConvForward(seq, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, P(params, prefix, 'conv1d.bias').data, B, K);
+  const xs = zeros([B, di]);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < di; i++) xs.data[b * di + i] = silu(conv[(b * K + K - 1) * di + i]!);
+    // shift the window: drop the oldest, append this step's x
+    const win = state.window.subarray(b * (K - 1) * di, (b + 1) * (K - 1) * di);
+    win.copyWithin(0, di);
+    win.set(xz.data.subarray(b * 2 * di, b * 2 * di + di), (K - 2) * di);
+  }
+  const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
+  const { delta, k, q } = splitDbl(dbl.data, B, R, n);
+  const zb = (await linear(engine, tensor(delta, [B, R]), P(params, prefix, `${dt}.weight`))).data;
+  const bdt = P(params, prefix, `${dt}.bias`).data;
+  for (let b = 0; b < B; b++) for (let i = 0; i < di; i++) zb[b * di + i]! += bdt[i]!;
+  const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
+  const y = scanStep(m.variant, { batch: B, dInner: di, dState: n }, state.S, { x: xs.data, z: zb, k, q, aLog });
+  const D = P(params, prefix, 'D').data;
+  const yg = zeros([B, di]);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < di; i++) {
+      const o = b * di + i;
+      yg.data[o] = (y[o]! + D[i]! * xs.data[o]!) * silu(xz.data[b * 2 * di + di + i]!);
+    }
+  }
+  return linear(engine, yg, P(params, prefix, 'out_proj.weight'));
+}

@@ -1,0 +1,176 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '@saelab/core';
+import {
+  type FloatArray,
+  type ScanInputs,
+  type ScanShape,
+  type Transition,
+  TRANSITIONS,
+  scanBackward,
+  scanForward,
+  scanStep,
+} from '../src/scan.js';
+
+/**
+ * Float64 reference: the recurrences written the plain way — full state matrices, the exact update as an explicit
+ * (I − ε k kᵀ) matrix product, every state kept.
+ */
+function reference(kind: Transition, sh: ScanShape, inp: ScanInputs): Float64Array {
+  const { batch: B, seqLen: L, dInner: d, dState: n } = sh;
+  const y = new Float64Array(B * L * d);
+  for (let b = 0; b < B; b++) {
+    const S = Array.from({ length: d }, () => new Float64Array(n));
+    for (let t = 0; t < L; t++) {
+      const k = Array.from({ length: n }, (_, j) => inp.k[(b * L + t) * n + j]!);
+      const q = Array.from({ length: n }, (_, j) => inp.q[(b * L + t) * n + j]!);
+      const kk = k.reduce((s, v) => s + v * v, 0);
+      for (let i = 0; i < d; i++) {
+        const x = inp.x[(b * L + t) * d + i]!;
+        const z = inp.z[(b * L + t) * d + i]!;
+        const beta = 1 / (1 + Math.exp(-z));
+        const eps = beta / (1 + beta * kk);
+        const prev = S[i]!.slice();
+        for (let j = 0; j < n; j++) {
+          if (kind === 'longhorn-diag') S[i]![j] = (1 - eps * k[j]! * k[j]!) * prev[j]! + eps * x * k[j]!;
+          else if (kind === 'longhorn-exact') {
+            let v = 0;
+            for (let m = 0; m < n; m++) v += ((j === m ? 1 : 0) - eps * k[j]! * k[m]!) * prev[m]!;
+            S[i]![j] = v + eps * x * k[j]!;
+          } else {
+            const delta = Math.log(1 + Math.exp(z));
+            const A = -Math.exp(inp.aLog![i * n + j]!);
+            S[i]![j] = Math.exp(delta * A) * prev[j]! + delta * x * k[j]!;
+          }
+        }
+        y[(b * L + t) * d + i] = S[i]!.reduce((s, v, j) => s + v * q[j]!, 0);
+      }
+    }
+  }
+  return y;
+}
+
+function randomInputs(sh: ScanShape, seed: number, Ctor: typeof Float32Array | typeof Float64Array): ScanInputs {
+  const rng = new Rng(seed);
+  const { batch: B, seqLen: L, dInner: d, dState: n } = sh;
+  const fill = (len: number, std: number, mean = 0) => {
+    const a = new Ctor(len);
+    for (let i = 0; i < len; i++) a[i] = mean + std * rng.normal();
+    return a;
+  };
+  const aLog = new Ctor(d * n);
+  for (let i = 0; i < d; i++) for (let j = 0; j < n; j++) aLog[i * n + j] = Math.log(j + 1) + 0.1 * rng.normal();
+  return { x: fill(B * L * d, 1), z: fill(B * L * d, 1), k: fill(B * L * n, 0.6), q: fill(B * L * n, 1), aLog };
+}
+
+const maxRelErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let scale = 1e-12;
+  let err = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    err = Math.max(err, Math.abs(a[i]! - b[i]!));
+  }
+  return err / scale;
+};
+
+describe.each(TRANSITIONS)('scan %s', (kind) => {
+  it('float32 and float64 kernels match the float64 reference loop (odd L, chunk not dividing L)', () => {
+    const sh: ScanShape = { batch: 3, seqLen: 37, dInner: 5, dState: 6 };
+    const inp64 = randomInputs(sh, 1, Float64Array);
+    const ref = reference(kind, sh, inp64);
+    const y64 = scanForward(kind, sh, inp64, { chunk: 5 }).y;
+    expect(maxRelErr(y64, ref)).toBeLessThan(1e-12);
+    const inp32 = randomInputs(sh, 1, Float32Array);
+    const y32 = scanForward(kind, sh, inp32, { chunk: 5 }).y;
+    expect(y32).toBeInstanceOf(Float32Array);
+    expect(maxRelErr(y32, ref)).toBeLessThan(1e-4);
+  });
+
+  it('backward matches central finite differences for every input and parameter', () => {
+    const sh: ScanShape = { batch: 2, seqLen: 7, dInner: 3, dState: 4 };
+    const inp = randomInputs(sh, 2, Float64Array);
+    const rng = new Rng(3);
+    const w = Float64Array.from({ length: 2 * 7 * 3 }, () => rng.normal());
+    const loss = () => {
+      const { y } = scanForward(kind, sh, inp, { chunk: 3 });
+      let s = 0;
+      for (let i = 0; i < y.length; i++) s += y[i]! * w[i]!;
+      return s;
+    };
+    const { saved } = scanForward(kind, sh, inp, { chunk: 3 });
+    const g = scanBackward(inp, saved, w);
+    const pairs: [string, FloatArray, FloatArray][] = [
+      ['x', inp.x, g.gx],
+      ['z', inp.z, g.gz],
+      ['k', inp.k, g.gk],
+      ['q', inp.q, g.gq],
+    ];
+    if (kind === 'mamba') pairs.push(['aLog', inp.aLog!, g.gALog!]);
+    else expect(g.gALog).toBeUndefined();
+    const h = 1e-6;
+    for (const [name, arr, grad] of pairs) {
+      const fd = new Float64Array(arr.length);
+      for (let i = 0; i < arr.length; i++) {
+        const v = arr[i]!;
+        arr[i] = v + h;
+        const up = loss();
+        arr[i] = v - h;
+        const down = loss();
+        arr[i] = v;
+        fd[i] = (up - down) / (2 * h);
+      }
+      expect(maxRelErr(grad, fd), `∂/∂${name}`).toBeLessThan(1e-6);
+    }
+  });
+
+  it('gradients do not depend on the checkpoint interval', () => {
+    const sh: ScanShape = { batch: 2, seqLen: 11, dInner: 4, dState: 3 };
+    const inp = randomInputs(sh, 4, Float64Array);
+    const gy = randomInputs(sh, 5, Float64Array).x;
+    const grads = [1, 4, 11, 50].map((chunk) => scanBackward(inp, scanForward(kind, sh, inp, { chunk }).saved, gy));
+    for (const g of grads.slice(1)) {
+      expect(maxRelErr(g.gx, grads[0]!.gx)).toBeLessThan(1e-12);
+      expect(maxRelErr(g.gk, grads[0]!.gk)).toBeLessThan(1e-12);
+      expect(maxRelErr(g.gz, grads[0]!.gz)).toBeLessThan(1e-12);
+    }
+  });
+
+  it('the recurrent step reproduces the sequence scan token by token', () => {
+    const sh: ScanShape = { batch: 2, seqLen: 9, dInner: 3, dState: 5 };
+    const inp = randomInputs(sh, 6, Float32Array);
+    const { y } = scanForward(kind, sh, inp);
+    const { batch: B, seqLen: L, dInner: d, dState: n } = sh;
+    const S = new Float64Array(B * d * n);
+    for (let t = 0; t < L; t++) {
+      const rows = (arr: FloatArray, w: number) => {
+        const o = new Float32Array(B * w);
+        for (let b = 0; b < B; b++) o.set(arr.subarray((b * L + t) * w, (b * L + t + 1) * w), b * w);
+        return o;
+      };
+      const yt = scanStep(kind, { batch: B, dInner: d, dState: n }, S, {
+        x: rows(inp.x, d), z: rows(inp.z, d), k: rows(inp.k, n), q: rows(inp.q, n), aLog: inp.aLog,
+      });
+      for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) expect(yt[b * d + i]).toBe(y[(b * L + t) * d + i]);
+    }
+  });
+});
+
+describe('scan input checks', () => {
+  const sh: ScanShape = { batch: 1, seqLen: 4, dInner: 2, dState: 3 };
+  it('rejects wrong lengths, unknown transitions and a missing A_log with specific errors', () => {
+    const inp = randomInputs(sh, 7, Float32Array);
+    expect(() => scanForward('longhorn-diag', sh, { ...inp, k: new Float32Array(5) })).toThrow(/k has 5 elements/);
+    expect(() => scanForward('nope' as Transition, sh, inp)).toThrow(/unknown transition 'nope'/);
+    expect(() => scanForward('mamba', sh, { ...inp, aLog: undefined })).toThrow(/aLog is required/);
+    expect(() => scanForward('longhorn-diag', sh, inp, { chunk: 0 })).toThrow(/chunk/);
+  });
+
+  it('Longhorn stays bounded for huge keys (every transition factor lies in (0, 1])', () => {
+    const big: ScanShape = { batch: 1, seqLen: 500, dInner: 2, dState: 4 };
+    const inp = randomInputs(big, 8, Float32Array);
+    for (let i = 0; i < inp.k.length; i++) inp.k[i]! *= 100;
+    for (const kind of ['longhorn-diag', 'longhorn-exact'] as const) {
+      const { y } = scanForward(kind, big, inp);
+      expect(y.every((v) => Number.isFinite(v))).toBe(true);
+    }
+  });
+});
