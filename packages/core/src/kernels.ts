@@ -51,20 +51,6 @@ export function columnSums(m: Tensor, scale = 1): Tensor {
   return out;
 }
 
-/** Row L2 norms of an [rows, cols] matrix. */
-export function rowL2Norms(m: Tensor): Float32Array {
-  const [rows, cols] = dims2(m, 'rowL2Norms');
-  const out = new Float32Array(rows);
-  const a = m.data;
-  for (let i = 0; i < rows; i++) {
-    let s = 0;
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) s += a[o + j]! * a[o + j]!;
-    out[i] = Math.sqrt(s);
-  }
-  return out;
-}
-
 /** a − b, elementwise (same shapes). */
 export function sub(a: Tensor, b: Tensor): Tensor {
   if (a.data.length !== b.data.length) throw new Error(`sub: shapes [${a.shape}] and [${b.shape}] differ`);

@@ -135,7 +135,7 @@ export class MetricsAccumulator {
     const nt = na + b;
     for (let j = 0; j < d; j++) {
       const delta = bm[j]! - this.mean[j]!;
-      this.m2[j] += bm2[j]!;
+      this.m2[j] += bm2[j]! + (delta * delta * na * b) / nt;
       this.mean[j] += (delta * b) / nt;
     }
   }

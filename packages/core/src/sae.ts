@@ -76,6 +76,9 @@ export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = un
    * May update `state` (e.g. dead-latent tracking).
    */
   lossAndGrads(params: Params, x: Tensor, cfg: C, sparsityCoeff: number, state: S, ctx: SaeContext): Promise<LossAndGrads>;
+  /** Training state to JSON (for resumable checkpoints) and back; omit when the state is undefined. */
+  exportTrainState?(state: S): Record<string, unknown>;
+  importTrainState?(cfg: C, json: Record<string, unknown>): S;
   /** cfg.json fields specific to this architecture (besides the common ones), and back. */
   toSaelensConfig(cfg: C): Record<string, unknown>;
   fromSaelensConfig(json: Record<string, unknown>): C;

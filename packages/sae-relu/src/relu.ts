@@ -22,7 +22,7 @@ import {
   initTiedDictionary,
   reconstructionLoss,
   relu as reluKernel,
-  rowL2Norms,
+  rowNorms,
   zeros,
 } from '@saelab/core';
 
@@ -66,7 +66,7 @@ export const relu: SaeArchitecture<ReluConfig> = {
     const rows = x.shape[0]!;
     const { dIn, dSae: m } = cfg;
     const weighted = cfg.l1Penalty === 'decoder-norm-weighted';
-    const norms = weighted ? rowL2Norms(p.W_dec!) : new Float32Array(m).fill(1);
+    const norms = weighted ? rowNorms(p.W_dec!) : new Float32Array(m).fill(1);
 
     const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput);
     const pre = await affine(engine, input, p.W_enc!, p.b_enc!);

@@ -62,114 +62,153 @@ export interface ScanSaved {
 export const DEFAULT_CHUNK = 16;
 
 // ---------------------------------------------------------------------------------------------------------------
-// Per-row transitions. Each updates s[sOff .. sOff+n) in place from time step (x, c, k[kOff..]) and returns s·q.
+// Transitions, one time step for all d channels at once (one call per (b, t) keeps V8's loops tight).
+// Row i of the state lives at S[sOff + i·n .. sOff + (i+1)·n); c[i] is its coefficient; y[yOff + i] ← s_i·q (if y).
 
-type StepRow = (
-  s: Float64Array, sOff: number, n: number, x: number, c: number,
-  k: FloatArray, kOff: number, q: FloatArray, A: Float64Array, aOff: number,
-) => number;
+type StepT = (
+  S: Float64Array, sOff: number, d: number, n: number, x: FloatArray, xOff: number, c: Float64Array, cOff: number,
+  k: FloatArray, kOff: number, q: FloatArray, y: FloatArray | null, A: Float64Array,
+) => void;
 
-const stepDiag: StepRow = (s, sOff, n, x, c, k, kOff, q, _A, _aOff) => {
-  let y = 0;
-  const cx = c * x;
-  for (let j = 0; j < n; j++) {
-    const kj = k[kOff + j]!;
-    const v = (1 - c * kj * kj) * s[sOff + j]! + cx * kj;
-    s[sOff + j] = v;
-    y += v * q[kOff + j]!;
+const stepDiag: StepT = (S, sOff, d, n, x, xOff, c, cOff, k, kOff, q, y, _A) => {
+  for (let i = 0; i < d; i++) {
+    const e = c[cOff + i]!;
+    const ex = e * x[xOff + i]!;
+    const o = sOff + i * n;
+    let acc = 0;
+    for (let j = 0; j < n; j++) {
+      const kj = k[kOff + j]!;
+      const v = (1 - e * kj * kj) * S[o + j]! + ex * kj;
+      S[o + j] = v;
+      acc += v * q[kOff + j]!;
+    }
+    if (y) y[xOff + i] = acc;
   }
-  return y;
 };
 
-const stepExact: StepRow = (s, sOff, n, x, c, k, kOff, q, _A, _aOff) => {
-  let ks = 0;
-  for (let j = 0; j < n; j++) ks += k[kOff + j]! * s[sOff + j]!;
-  const cr = c * (x - ks); // the implicit update's step along k: ε (x − k·s)
-  let y = 0;
-  for (let j = 0; j < n; j++) {
-    const v = s[sOff + j]! + cr * k[kOff + j]!;
-    s[sOff + j] = v;
-    y += v * q[kOff + j]!;
+const stepExact: StepT = (S, sOff, d, n, x, xOff, c, cOff, k, kOff, q, y, _A) => {
+  for (let i = 0; i < d; i++) {
+    const o = sOff + i * n;
+    let ks = 0;
+    for (let j = 0; j < n; j++) ks += k[kOff + j]! * S[o + j]!;
+    const er = c[cOff + i]! * (x[xOff + i]! - ks); // the implicit update's step along k: ε (x − k·s)
+    let acc = 0;
+    for (let j = 0; j < n; j++) {
+      const v = S[o + j]! + er * k[kOff + j]!;
+      S[o + j] = v;
+      acc += v * q[kOff + j]!;
+    }
+    if (y) y[xOff + i] = acc;
   }
-  return y;
 };
 
-const stepMamba: StepRow = (s, sOff, n, x, c, k, kOff, q, A, aOff) => {
-  let y = 0;
-  const cx = c * x;
-  for (let j = 0; j < n; j++) {
-    const v = Math.exp(c * A[aOff + j]!) * s[sOff + j]! + cx * k[kOff + j]!;
-    s[sOff + j] = v;
-    y += v * q[kOff + j]!;
+const stepMamba: StepT = (S, sOff, d, n, x, xOff, c, cOff, k, kOff, q, y, A) => {
+  for (let i = 0; i < d; i++) {
+    const dt = c[cOff + i]!;
+    const dx = dt * x[xOff + i]!;
+    const o = sOff + i * n;
+    let acc = 0;
+    for (let j = 0; j < n; j++) {
+      const v = Math.exp(dt * A[i * n + j]!) * S[o + j]! + dx * k[kOff + j]!;
+      S[o + j] = v;
+      acc += v * q[kOff + j]!;
+    }
+    if (y) y[xOff + i] = acc;
   }
-  return y;
 };
 
 /**
- * Backward of one row's transition. In: G[gOff..] = ∂L/∂s_t (total), sp = s_{t−1}. Out: G ← ∂L/∂s_{t−1},
- * gk[j] += ∂L/∂k_j, gA[aOff+j] += ∂L/∂A_j (mamba), and res[0] = ∂L/∂c, res[1] = ∂L/∂x.
+ * Backward of one time step for all channels. In: G = ∂L/∂S_{t+1}-side adjoint (already carried back to S_t),
+ * S_t at sOff, S_{t−1} at pOff, gy row. First adds the output's contribution (y = S_t q), then carries G back
+ * through the transition to ∂L/∂S_{t−1}. Writes gc[i] = ∂L/∂c_i, gx row; accumulates gk[j], gq[j] (float64
+ * scratch of this step) and gA (Mamba).
  */
-type BackRow = (
-  G: Float64Array, gOff: number, sp: Float64Array, spOff: number, n: number, x: number, c: number,
-  k: FloatArray, kOff: number, gk: Float64Array, A: Float64Array, gA: Float64Array, aOff: number, res: Float64Array,
+type BackT = (
+  G: Float64Array, S: Float64Array, sOff: number, pOff: number, d: number, n: number, x: FloatArray, xOff: number,
+  c: Float64Array, k: FloatArray, kOff: number, q: FloatArray, gy: FloatArray, gx: FloatArray, gc: Float64Array,
+  gk: Float64Array, gq: Float64Array, A: Float64Array, gA: Float64Array,
 ) => void;
 
-const backDiag: BackRow = (G, gOff, sp, spOff, n, x, c, k, kOff, gk, _A, _gA, _aOff, res) => {
-  let gc = 0;
-  let gkx = 0;
+/** G_i += g_i q; gq += g_i s_t,i  (y_i = s_t,i · q). */
+function backOutput(G: Float64Array, S: Float64Array, o: number, so: number, n: number, g: number, q: FloatArray, kOff: number, gq: Float64Array): void {
   for (let j = 0; j < n; j++) {
-    const kj = k[kOff + j]!;
-    const g = G[gOff + j]!;
-    const s = sp[spOff + j]!;
-    gc += g * (x * kj - kj * kj * s); // ∂a/∂c = −k², ∂b/∂c = x k
-    gkx += g * kj;
-    gk[j] += g * c * (x - 2 * kj * s);
-    G[gOff + j] = (1 - c * kj * kj) * g;
+    G[o + j] += g * q[kOff + j]!;
+    gq[j] += g * S[so + j]!;
   }
-  res[0] = gc;
-  res[1] = c * gkx;
+}
+
+const backDiag: BackT = (G, S, sOff, pOff, d, n, x, xOff, c, k, kOff, q, gy, gx, gc, gk, gq, _A, _gA) => {
+  for (let i = 0; i < d; i++) {
+    const o = i * n;
+    backOutput(G, S, o, sOff + o, n, gy[xOff + i]!, q, kOff, gq);
+    const e = c[xOff + i]!;
+    const xi = x[xOff + i]!;
+    let gci = 0;
+    let gkx = 0;
+    for (let j = 0; j < n; j++) {
+      const kj = k[kOff + j]!;
+      const g = G[o + j]!;
+      const sp = S[pOff + o + j]!;
+      gci += g * (xi * kj - kj * kj * sp); // ∂a/∂ε = −k², ∂b/∂ε = x k
+      gkx += g * kj;
+      gk[j] += g * e * (xi - 2 * kj * sp);
+      G[o + j] = (1 - e * kj * kj) * g;
+    }
+    gc[i] = gci;
+    gx[xOff + i] = e * gkx;
+  }
 };
 
-const backExact: BackRow = (G, gOff, sp, spOff, n, x, c, k, kOff, gk, _A, _gA, _aOff, res) => {
-  let kG = 0;
-  let ks = 0;
-  for (let j = 0; j < n; j++) {
-    kG += k[kOff + j]! * G[gOff + j]!;
-    ks += k[kOff + j]! * sp[spOff + j]!;
+const backExact: BackT = (G, S, sOff, pOff, d, n, x, xOff, c, k, kOff, q, gy, gx, gc, gk, gq, _A, _gA) => {
+  for (let i = 0; i < d; i++) {
+    const o = i * n;
+    backOutput(G, S, o, sOff + o, n, gy[xOff + i]!, q, kOff, gq);
+    const e = c[xOff + i]!;
+    let kG = 0;
+    let ks = 0;
+    for (let j = 0; j < n; j++) {
+      kG += k[kOff + j]! * G[o + j]!;
+      ks += k[kOff + j]! * S[pOff + o + j]!;
+    }
+    const r = x[xOff + i]! - ks;
+    const gr = e * kG; // s_t = s + ε r k with r = x − k·s
+    for (let j = 0; j < n; j++) {
+      const g = G[o + j]!;
+      gk[j] += e * r * g - gr * S[pOff + o + j]!;
+      G[o + j] = g - gr * k[kOff + j]!; // (I − ε k kᵀ) G
+    }
+    gc[i] = r * kG;
+    gx[xOff + i] = gr;
   }
-  const r = x - ks;
-  const gr = c * kG; // s_t = s + c r k, r = x − k·s
-  for (let j = 0; j < n; j++) {
-    const kj = k[kOff + j]!;
-    const g = G[gOff + j]!;
-    gk[j] += c * r * g - gr * sp[spOff + j]!;
-    G[gOff + j] = g - gr * kj; // (I − c k kᵀ) G
-  }
-  res[0] = r * kG;
-  res[1] = gr;
 };
 
-const backMamba: BackRow = (G, gOff, sp, spOff, n, x, c, k, kOff, gk, A, gA, aOff, res) => {
-  let gc = 0;
-  let gkx = 0;
-  for (let j = 0; j < n; j++) {
-    const kj = k[kOff + j]!;
-    const g = G[gOff + j]!;
-    const Aj = A[aOff + j]!;
-    const a = Math.exp(c * Aj);
-    const ga = g * sp[spOff + j]!;
-    gc += ga * a * Aj + g * x * kj;
-    gA[aOff + j] += ga * a * c;
-    gkx += g * kj;
-    gk[j] += g * c * x;
-    G[gOff + j] = a * g;
+const backMamba: BackT = (G, S, sOff, pOff, d, n, x, xOff, c, k, kOff, q, gy, gx, gc, gk, gq, A, gA) => {
+  for (let i = 0; i < d; i++) {
+    const o = i * n;
+    backOutput(G, S, o, sOff + o, n, gy[xOff + i]!, q, kOff, gq);
+    const dt = c[xOff + i]!;
+    const xi = x[xOff + i]!;
+    let gci = 0;
+    let gkx = 0;
+    for (let j = 0; j < n; j++) {
+      const kj = k[kOff + j]!;
+      const g = G[o + j]!;
+      const Aj = A[o + j]!;
+      const a = Math.exp(dt * Aj);
+      const ga = g * S[pOff + o + j]!;
+      gci += ga * a * Aj + g * xi * kj;
+      gA[o + j] += ga * a * dt;
+      gkx += g * kj;
+      gk[j] += g * dt * xi;
+      G[o + j] = a * g;
+    }
+    gc[i] = gci;
+    gx[xOff + i] = dt * gkx;
   }
-  res[0] = gc;
-  res[1] = c * gkx;
 };
 
-const STEP: Record<Transition, StepRow> = { 'longhorn-diag': stepDiag, 'longhorn-exact': stepExact, mamba: stepMamba };
-const BACK: Record<Transition, BackRow> = { 'longhorn-diag': backDiag, 'longhorn-exact': backExact, mamba: backMamba };
+const STEP: Record<Transition, StepT> = { 'longhorn-diag': stepDiag, 'longhorn-exact': stepExact, mamba: stepMamba };
+const BACK: Record<Transition, BackT> = { 'longhorn-diag': backDiag, 'longhorn-exact': backExact, mamba: backMamba };
 
 const isLonghorn = (kind: Transition) => kind !== 'mamba';
 
@@ -239,11 +278,8 @@ export function scanForward(
       const kOff = (b * L + t) * n;
       const kk = sqNorm(k, kOff, n);
       const row = (b * L + t) * d;
-      for (let i = 0; i < d; i++) {
-        const c = coefOf(kind, z[row + i]!, kk);
-        coef[row + i] = c;
-        y[row + i] = step(S, i * n, n, x[row + i]!, c, k, kOff, q, A, i * n);
-      }
+      for (let i = 0; i < d; i++) coef[row + i] = coefOf(kind, z[row + i]!, kk);
+      step(S, 0, d, n, x, row, coef, row, k, kOff, q, y, A);
     }
   }
   return { y, saved: { kind, shape: { ...shape }, chunk, coef, checkpoints } };
@@ -267,7 +303,7 @@ export function scanBackward(inp: ScanInputs, saved: ScanSaved, gy: FloatArray):
   const buf = new Float64Array((chunk + 1) * dn); // S_{t0−1} .. S_{t1−1} of the current segment
   const gkt = new Float64Array(n);
   const gqt = new Float64Array(n);
-  const res = new Float64Array(2);
+  const gc = new Float64Array(d);
   const step = STEP[kind];
   const back = BACK[kind];
   const longhorn = isLonghorn(kind);
@@ -281,37 +317,28 @@ export function scanBackward(inp: ScanInputs, saved: ScanSaved, gy: FloatArray):
       for (let t = t0; t < t1; t++) {
         const off = (t - t0 + 1) * dn;
         buf.copyWithin(off, off - dn, off);
-        const kOff = (b * L + t) * n;
         const row = (b * L + t) * d;
-        for (let i = 0; i < d; i++) step(buf, off + i * n, n, x[row + i]!, coef[row + i]!, k, kOff, q, A, i * n);
+        step(buf, off, d, n, x, row, coef, row, k, (b * L + t) * n, q, null, A);
       }
       // Reverse-time adjoint through the segment.
       for (let t = t1 - 1; t >= t0; t--) {
         const sOff = (t - t0 + 1) * dn;
-        const pOff = sOff - dn;
         const kOff = (b * L + t) * n;
         const row = (b * L + t) * d;
-        const kk = longhorn ? sqNorm(k, kOff, n) : 0;
         gkt.fill(0);
         gqt.fill(0);
-        let gkk = 0; // ∂L/∂‖k_t‖², shared by all channels
-        for (let i = 0; i < d; i++) {
-          const g = gy[row + i]!;
-          const gOff = i * n;
-          for (let j = 0; j < n; j++) {
-            G[gOff + j] += g * q[kOff + j]!; // y = s_t · q
-            gqt[j] += g * buf[sOff + gOff + j]!;
-          }
-          const c = coef[row + i]!;
-          back(G, gOff, buf, pOff + gOff, n, x[row + i]!, c, k, kOff, gkt, A, gA, gOff, res);
-          gx[row + i] = res[1]!;
-          if (longhorn) {
+        back(G, buf, sOff, sOff - dn, d, n, x, row, coef, k, kOff, q, gy, gx, gc, gkt, gqt, A, gA);
+        let gkk = 0; // ∂L/∂‖k_t‖², shared by all channels (Longhorn)
+        if (longhorn) {
+          const kk = sqNorm(k, kOff, n);
+          for (let i = 0; i < d; i++) {
             // ∂ε/∂z = e^{−z} ε² = ε (1 − (1+‖k‖²) ε) (no overflow for very negative z); ∂ε/∂‖k‖² = −ε².
-            gz[row + i] = res[0]! * c * (1 - (1 + kk) * c);
-            gkk -= res[0]! * c * c;
-          } else {
-            gz[row + i] = res[0]! / (1 + Math.exp(-z[row + i]!)); // softplus' = sigmoid
+            const e = coef[row + i]!;
+            gz[row + i] = gc[i]! * e * (1 - (1 + kk) * e);
+            gkk -= gc[i]! * e * e;
           }
+        } else {
+          for (let i = 0; i < d; i++) gz[row + i] = gc[i]! / (1 + Math.exp(-z[row + i]!)); // softplus' = sigmoid
         }
         for (let j = 0; j < n; j++) {
           gk[kOff + j] = gkt[j]! + 2 * k[kOff + j]! * gkk;
@@ -342,15 +369,12 @@ export function scanStep(
   const { batch: B, dInner: d, dState: n } = dims;
   const A = checkInputs(kind, { batch: B, seqLen: 1, dInner: d, dState: n }, inp);
   if (S.length !== B * d * n) throw new Error(`scanStep: state has ${S.length} elements, expected [B, d, n] = ${B * d * n}`);
-  const step = STEP[kind];
   const y = new Float32Array(B * d);
+  const coef = new Float64Array(B * d);
   for (let b = 0; b < B; b++) {
-    const kOff = b * n;
-    const kk = sqNorm(inp.k, kOff, n);
-    for (let i = 0; i < d; i++) {
-      const c = coefOf(kind, inp.z[b * d + i]!, kk);
-      y[b * d + i] = step(S, (b * d + i) * n, n, inp.x[b * d + i]!, c, inp.k, kOff, inp.q, A, i * n);
-    }
+    const kk = sqNorm(inp.k, b * n, n);
+    for (let i = 0; i < d; i++) coef[b * d + i] = coefOf(kind, inp.z[b * d + i]!, kk);
+    STEP[kind](S, b * d * n, d, n, inp.x, b * d, coef, b * d, inp.k, b * n, inp.q, y, A);
   }
   return y;
 }

@@ -23,7 +23,8 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Arr
   if (bytes.byteLength % size !== 0) {
     throw new Error(`${bytes.byteLength} bytes is not a whole number of ${dtype} elements (${size} bytes each)`);
   }
-  const copy = bytes.slice().buffer; // fresh, 0-offset, aligned
+  // new Uint8Array(x) always copies (Buffer#slice would not): fresh, 0-offset, aligned.
+  const copy = new Uint8Array(bytes).buffer;
   const n = bytes.byteLength / size;
   switch (dtype) {
     case 'float32':

@@ -1,0 +1,130 @@
+/**
+ * One SAE training step, generic over architectures: loss and gradients from the architecture, then the recipe
+ * around them — λ warm-up, gradient projection for unit-norm decoders, gradient clipping, the optimiser with an
+ * LR schedule, and decoder renormalisation. Data loading, progress, checkpoints and export live in the harness.
+ */
+import { z } from 'zod';
+import { removeParallelGradient, normalizeRows } from './decoder-norm.js';
+import { type Optimizer, OptimizerConfig, createOptimizer } from './optim.js';
+import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './sae.js';
+import { clipGradNorm, lrAt, warmupCoefficient } from './schedule.js';
+import { type Params, type Tensor, dims2 } from './tensor.js';
+
+export const trainerOptionsSchema = z.object({
+  totalSteps: z.number().int().positive(),
+  /** Final sparsity coefficient λ (ignored by architectures whose knob is k). */
+  sparsity: z.number().nonnegative(),
+  optimizer: OptimizerConfig,
+  lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']),
+  lrWarmupSteps: z.number().int().nonnegative(),
+  sparsityWarmupSteps: z.number().int().nonnegative(),
+  /** Global gradient-norm clip; 0 = off. */
+  gradClip: z.number().nonnegative(),
+});
+export type TrainerOptions = z.infer<typeof trainerOptionsSchema>;
+
+export interface StepStats {
+  step: number;
+  loss: number;
+  parts: Record<string, number>;
+  /** Mean active latents per row in this batch. */
+  l0: number;
+  /** Fraction of variance unexplained in this batch (about the batch mean). */
+  fvu: number;
+  lr: number;
+  sparsityCoeff: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+/** The recipe's options for a run of `totalSteps` steps, with λ / k and any overrides applied. */
+export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: number, sparsity: number): TrainerOptions {
+  const r = arch.recipe;
+  return {
+    totalSteps,
+    sparsity,
+    optimizer: OptimizerConfig.parse({ kind: r.optimizer.kind, lr: r.optimizer.lr, beta1: r.optimizer.beta1, beta2: r.optimizer.beta2 }),
+    lrSchedule: r.lrSchedule,
+    lrWarmupSteps: Math.round(r.lrWarmupFraction * totalSteps),
+    sparsityWarmupSteps: Math.round(r.sparsityWarmupFraction * totalSteps),
+    gradClip: r.gradClip,
+  };
+}
+
+export class SaeTrainer<C extends BaseSaeConfig, S> {
+  step = 0;
+  readonly optimizer: Optimizer;
+  trainState: S;
+
+  constructor(
+    readonly arch: SaeArchitecture<C, S>,
+    readonly cfg: C,
+    readonly params: Params,
+    readonly options: TrainerOptions,
+    readonly ctx: SaeContext,
+  ) {
+    this.optimizer = createOptimizer(options.optimizer, params);
+    this.trainState = arch.initTrainState(cfg);
+  }
+
+  /** λ at the current step (linear warm-up from 0). */
+  sparsityCoeff(): number {
+    return warmupCoefficient(this.step, this.options.sparsityWarmupSteps, this.options.sparsity);
+  }
+
+  lr(): number {
+    const o = this.options;
+    return lrAt(this.step, o.optimizer.lr, { kind: o.lrSchedule, warmupSteps: o.lrWarmupSteps, totalSteps: o.totalSteps });
+  }
+
+  /** One optimisation step on a batch x [B, d] (already normalised). */
+  async trainStep(x: Tensor): Promise<StepStats> {
+    const [rows, d] = dims2(x, 'training batch');
+    if (d !== this.cfg.dIn) throw new Error(`training batch has ${d} columns but the SAE's d_in is ${this.cfg.dIn}`);
+    const lambda = this.sparsityCoeff();
+    const lr = this.lr();
+    const out = await this.arch.lossAndGrads(this.params, x, this.cfg, lambda, this.trainState, this.ctx);
+    if (!Number.isFinite(out.loss)) {
+      throw new Error(
+        `non-finite loss (${out.loss}) at step ${this.step} (parts: ${JSON.stringify(out.parts)}); ` +
+          `the learning rate (${lr}) may be too high or the input may be unnormalised`,
+      );
+    }
+    const unitNorm = this.arch.decoderConstraint(this.cfg) === 'unit-norm';
+    if (unitNorm) removeParallelGradient(this.params.W_dec!, out.grads.W_dec!);
+    const gradNorm = clipGradNorm(out.grads, this.options.gradClip);
+    this.optimizer.step(this.params, out.grads, lr);
+    if (unitNorm) normalizeRows(this.params.W_dec!);
+    this.step++;
+
+    let nonzero = 0;
+    for (let i = 0; i < out.latents.data.length; i++) if (out.latents.data[i] !== 0) nonzero++;
+    return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu: batchFvu(x, out.xHat), lr, sparsityCoeff: lambda, gradNorm };
+  }
+
+  /** JSON-able training state besides params and optimiser slots. */
+  exportState(): Record<string, unknown> {
+    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null };
+  }
+
+  importState(json: Record<string, unknown>): void {
+    this.step = Number(json.step);
+    if (json.arch && this.arch.importTrainState) this.trainState = this.arch.importTrainState(this.cfg, json.arch as Record<string, unknown>);
+  }
+}
+
+/** Σ (x − x̂)² / Σ (x − mean_batch(x))², in float64. */
+export function batchFvu(x: Tensor, xHat: Tensor): number {
+  const [rows, d] = dims2(x, 'x');
+  const mean = new Float64Array(d);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) mean[j] += x.data[r * d + j]! / rows;
+  let err = 0;
+  let tot = 0;
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < d; j++) {
+      const v = x.data[r * d + j]!;
+      err += (v - xHat.data[r * d + j]!) ** 2;
+      tot += (v - mean[j]!) ** 2;
+    }
+  return tot === 0 ? 0 : err / tot;
+}
