@@ -12,3 +12,4 @@ export * from './lm.js';
 export * from './sae.js';
 export * from './sae-ops.js';
 export * from './trainer.js';
+export * from './synthetic.js';

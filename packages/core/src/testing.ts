@@ -79,3 +79,44 @@ export function matmulRows64(x: Float64Array, rows: number, W: Float64Array, inn
     }
   return y;
 }
+
+/**
+ * The shrinkage experiment of sae.md: one true feature d̂, every input exactly 1·d̂, b_dec frozen at 0 (otherwise
+ * the bias alone reconstructs a constant input). Trains with Adam and returns x̂·d̂ for the input (1 = no shrinkage).
+ */
+export async function trainOnConstantFeature<C extends import('./sae.js').BaseSaeConfig, S>(
+  arch: import('./sae.js').SaeArchitecture<C, S>,
+  cfg: C,
+  lambda: number,
+  opts: { steps?: number; lr?: number; seed?: number } = {},
+): Promise<number> {
+  const { SaeTrainer } = await import('./trainer.js');
+  const rng = new Rng(opts.seed ?? 1);
+  const dHat = randomTensor([1, cfg.dIn], rng);
+  const n = Math.hypot(...dHat.data);
+  dHat.data.forEach((v, i, a) => (a[i] = v / n));
+  const params = arch.init(cfg, rng);
+  // Start with every latent pointing at the feature so the test measures shrinkage, not feature discovery.
+  for (let i = 0; i < cfg.dSae; i++)
+    for (let j = 0; j < cfg.dIn; j++) {
+      params.W_dec!.data[i * cfg.dIn + j] = dHat.data[j]!;
+      params.W_enc!.data[j * cfg.dSae + i] = dHat.data[j]!;
+    }
+  const steps = opts.steps ?? 1500;
+  const trainer = new SaeTrainer(arch, cfg, params, {
+    totalSteps: steps,
+    sparsity: lambda,
+    optimizer: { kind: 'adam', lr: opts.lr ?? 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, momentum: 0 },
+    lrSchedule: 'constant',
+    lrWarmupSteps: 0,
+    sparsityWarmupSteps: 0,
+    gradClip: 0,
+    freeze: ['b_dec'],
+  }, { engine: jsEngine });
+  const batch = zeros([8, cfg.dIn]);
+  for (let r = 0; r < 8; r++) batch.data.set(dHat.data, r * cfg.dIn);
+  for (let s = 0; s < steps; s++) await trainer.trainStep(batch);
+  const f = await arch.encode(params, dHat, cfg, { engine: jsEngine });
+  const xHat = await arch.decode(params, f, cfg, { engine: jsEngine });
+  return xHat.data.reduce((acc, v, j) => acc + v * dHat.data[j]!, 0);
+}

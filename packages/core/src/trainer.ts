@@ -20,6 +20,8 @@ export const trainerOptionsSchema = z.object({
   sparsityWarmupSteps: z.number().int().nonnegative(),
   /** Global gradient-norm clip; 0 = off. */
   gradClip: z.number().nonnegative(),
+  /** Parameters held fixed (their gradients are zeroed), e.g. for ablations. */
+  freeze: z.array(z.string()).default([]),
 });
 export type TrainerOptions = z.infer<typeof trainerOptionsSchema>;
 
@@ -48,6 +50,7 @@ export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: numbe
     lrWarmupSteps: Math.round(r.lrWarmupFraction * totalSteps),
     sparsityWarmupSteps: Math.round(r.sparsityWarmupFraction * totalSteps),
     gradClip: r.gradClip,
+    freeze: [],
   };
 }
 
@@ -89,6 +92,11 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
         `non-finite loss (${out.loss}) at step ${this.step} (parts: ${JSON.stringify(out.parts)}); ` +
           `the learning rate (${lr}) may be too high or the input may be unnormalised`,
       );
+    }
+    for (const name of this.options.freeze) {
+      const g = out.grads[name];
+      if (!g) throw new Error(`freeze: no parameter named '${name}' (have ${Object.keys(out.grads).join(', ')})`);
+      g.data.fill(0);
     }
     const unitNorm = this.arch.decoderConstraint(this.cfg) === 'unit-norm';
     if (unitNorm) removeParallelGradient(this.params.W_dec!, out.grads.W_dec!);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../src/rng.js';
 import { bf16ToF32Array, f16BitsToNumber, f16ToF32Array, f32ToF16Array, numberToF16Bits } from '../src/io/float16.js';
 
 // Known IEEE 754 binary16 bit patterns (from the standard / Wikipedia's half-precision table).
@@ -54,14 +55,22 @@ describe('float16', () => {
       if (Number.isNaN(wide[h])) expect(Number.isNaN(f16BitsToNumber(back[h]!))).toBe(true);
       else expect(back[h]).toBe(h);
     }
-    // Nearest-ness against a brute-force float64 reference on random values.
-    const finite = Array.from(wide).filter((v) => Number.isFinite(v));
-    for (let i = 0; i < 2000; i++) {
-      const x = (Math.random() - 0.5) * 2 ** (Math.floor(Math.random() * 40) - 24);
-      const got = f16BitsToNumber(numberToF16Bits(x));
-      const xf = Math.fround(x);
-      const best = Math.min(...finite.map((v) => Math.abs(v - xf)));
-      expect(Math.abs(got - xf)).toBe(best);
+    // Nearest-ness against a brute-force float64 reference: the closest finite half by binary search.
+    const finite = Float64Array.from(Array.from(wide).filter((v) => Number.isFinite(v))).sort();
+    const nearestDistance = (x: number) => {
+      let lo = 0;
+      let hi = finite.length - 1;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (finite[mid]! <= x) lo = mid;
+        else hi = mid;
+      }
+      return Math.min(Math.abs(finite[lo]! - x), Math.abs(finite[hi]! - x));
+    };
+    const rng = new Rng(7);
+    for (let i = 0; i < 20000; i++) {
+      const x = Math.fround((rng.uniform() - 0.5) * 2 ** (rng.int(40) - 24));
+      expect(Math.abs(f16BitsToNumber(numberToF16Bits(x)) - x)).toBe(nearestDistance(x));
     }
   });
 

@@ -89,3 +89,10 @@ describe('gated ⇔ JumpReLU identity (sae.md)', () => {
     expect(nonzero).toBeGreaterThan(10);
   });
 });
+
+describe('gated: no shrinkage (sae.md)', () => {
+  it('with λ = 1 the input 1·d̂ is reconstructed exactly (the L1 acts on the gate, not the magnitude)', async () => {
+    const { trainOnConstantFeature } = await import('@saelab/core/testing');
+    expect(await trainOnConstantFeature(gated, { dIn: 4, dSae: 2, applyBDecToInput: true }, 1)).toBeCloseTo(1, 4);
+  });
+});

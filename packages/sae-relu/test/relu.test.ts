@@ -37,3 +37,15 @@ describeConformance(relu, {
   reference: { encode: (p, x, r) => encode64(p, x, r, noBDec), loss: (p, x, r, l) => loss64(p, x, r, l, noBDec) },
   smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
 });
+
+import { describe, expect, it } from 'vitest';
+import { trainOnConstantFeature } from '@saelab/core/testing';
+
+describe('relu: shrinkage (sae.md)', () => {
+  it('with λ = 1 the L1 penalty shrinks the reconstruction of 1·d̂ below 1, to the optimum 1 − λ/2', async () => {
+    // One feature at magnitude g along d̂: loss (1 − g)² + λg is minimised at g = 1 − λ/2.
+    const g = await trainOnConstantFeature(relu, { dIn: 4, dSae: 2, applyBDecToInput: true, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 }, 1);
+    expect(g).toBeLessThan(0.9);
+    expect(g).toBeCloseTo(0.5, 2);
+  });
+});

@@ -74,3 +74,10 @@ describe('topk: exact sparsity and AuxK', () => {
     for (const [name, err] of Object.entries(worst)) expect(err, name).toBeLessThan(2e-3);
   });
 });
+
+describe('topk: no shrinkage', () => {
+  it('with k = 1 the input 1·d̂ is reconstructed exactly (no L1 penalty)', async () => {
+    const { trainOnConstantFeature } = await import('@saelab/core/testing');
+    expect(await trainOnConstantFeature(topK, { ...cfg, dIn: 4, dSae: 2, k: 1 }, 0)).toBeCloseTo(1, 4);
+  });
+});

@@ -2,3 +2,5 @@ export * from './scan.js';
 export * from './ops.js';
 export * from './mixer.js';
 export * from './model.js';
+export * from './train.js';
+export * from './mqar.js';

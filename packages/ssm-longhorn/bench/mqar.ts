@@ -1,0 +1,125 @@
+/**
+ * MQAR grid (spec: longhorn.md "Benchmarks"), scaled to a shared CPU: for each transition × (L, N) × lr, train a
+ * 2-layer, no-MLP model on a fresh seeded stream of examples, stop early once validation accuracy reaches the
+ * target, then report test accuracy at the trained length and at 2L (length extrapolation).
+ *
+ *   npx tsx packages/ssm-longhorn/bench/mqar.ts [--variants longhorn-diag,mamba] [--configs 64x4,128x8]
+ *     [--dModel 64] [--lrs 2.2e-3,1e-2] [--steps 1500] [--batch 32] [--vocab 256] [--evalEvery 50] [--name mqar]
+ *
+ * Writes results/<name>.json and results/<name>.md (atomically) after every run, so a long grid can be read while
+ * it runs; a rerun skips runs already in the JSON (resume).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Rng, writeFileAtomic } from '@saelab/core';
+import { LonghornLM, TRANSITIONS, type Transition, modelStats, mqarAccuracy, mqarBatch, mqarStream, train } from '../src/index.js';
+
+const { values: a } = parseArgs({
+  options: {
+    variants: { type: 'string', default: 'longhorn-diag' },
+    configs: { type: 'string', default: '64x4,128x8' },
+    dModel: { type: 'string', default: '64' },
+    lrs: { type: 'string', default: '1e-2' },
+    steps: { type: 'string', default: '1500' },
+    batch: { type: 'string', default: '32' },
+    vocab: { type: 'string', default: '256' },
+    evalEvery: { type: 'string', default: '50' },
+    evalExamples: { type: 'string', default: '256' },
+    target: { type: 'string', default: '0.99' },
+    seed: { type: 'string', default: '0' },
+    name: { type: 'string', default: 'mqar' },
+  },
+});
+
+const variants = a.variants!.split(',') as Transition[];
+for (const v of variants) if (!(TRANSITIONS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v}`);
+const configs = a.configs!.split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const dModels = a.dModel!.split(',').map(Number);
+const lrs = a.lrs!.split(',').map(Number);
+const steps = Number(a.steps);
+const batch = Number(a.batch);
+const V = Number(a.vocab);
+const evalEvery = Number(a.evalEvery);
+const evalN = Number(a.evalExamples);
+const target = Number(a.target);
+const seed = Number(a.seed);
+
+interface Row {
+  variant: Transition;
+  dModel: number;
+  seqLen: number;
+  numKvPairs: number;
+  vocab: number;
+  lr: number;
+  params: number;
+  stateFloatsPerLayer: number;
+  steps: number;
+  examplesSeen: number;
+  seconds: number;
+  valAcc: number;
+  testAcc: number;
+  testAcc2L: number;
+}
+
+const resultsDir = join(import.meta.dirname, '..', 'results');
+const jsonPath = join(resultsDir, `${a.name}.json`);
+const rows: Row[] = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, 'utf8')).rows as Row[]) : [];
+
+async function writeResults(): Promise<void> {
+  const budget = `vocab ${V} (Zoology: 8192), batch ${batch}, ≤ ${steps} steps of fresh examples (early stop at val acc ≥ ${target}), ` +
+    `${evalN} val / ${evalN} test examples, 2 layers, d_state 16, machine: shared 2-core CPU`;
+  await writeFileAtomic(jsonPath, JSON.stringify({ budget, rows }, null, 2) + '\n');
+  const lines = [
+    `# MQAR (${a.name})`,
+    '',
+    `Budget: ${budget}.`,
+    '',
+    '| variant | d_model | L | N | lr | params | state floats/layer | steps | examples | CPU s | test acc | test acc @2L |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) =>
+      `| ${r.variant} | ${r.dModel} | ${r.seqLen} | ${r.numKvPairs} | ${r.lr} | ${r.params} | ${r.stateFloatsPerLayer} | ${r.steps} | ${r.examplesSeen} | ${r.seconds.toFixed(0)} | ${r.testAcc.toFixed(4)} | ${r.testAcc2L.toFixed(4)} |`),
+    '',
+  ];
+  await writeFileAtomic(join(resultsDir, `${a.name}.md`), lines.join('\n'));
+}
+
+for (const variant of variants) {
+  for (const dModel of dModels) {
+    for (const [L, N] of configs) {
+      for (const lr of lrs) {
+        if (rows.some((r) => r.variant === variant && r.dModel === dModel && r.seqLen === L && r.numKvPairs === N && r.lr === lr)) continue;
+        const task = { vocabSize: V, seqLen: L, numKvPairs: N };
+        const modelCfg = { vocabSize: V, dModel, nLayers: 2, dState: 16, variant };
+        const lm = LonghornLM.create(modelCfg, seed);
+        const val = mqarBatch(task, evalN, new Rng(1_000_000 + seed));
+        const test = mqarBatch(task, evalN, new Rng(2_000_000 + seed));
+        const test2L = mqarBatch({ ...task, seqLen: 2 * L }, evalN, new Rng(3_000_000 + seed));
+        const t0 = performance.now();
+        let valAcc = 0;
+        console.error(`\n${variant} d_model=${dModel} L=${L} N=${N} lr=${lr}`);
+        const logs = await train(lm, { lr, weightDecay: 0.1, warmupSteps: Math.round(steps * 0.05), totalSteps: steps, seed, gradClip: 1 }, {
+          data: mqarStream(task, batch, seed),
+          progress: true,
+          onStep: async (log) => {
+            if ((log.step + 1) % evalEvery !== 0) return false;
+            valAcc = await mqarAccuracy(lm, val);
+            console.error(`  step ${log.step + 1}: loss ${log.loss.toFixed(4)} val acc ${valAcc.toFixed(4)}`);
+            return valAcc >= target;
+          },
+        });
+        const seconds = (performance.now() - t0) / 1000;
+        const stats = modelStats(lm.config);
+        const row: Row = {
+          variant, dModel, seqLen: L, numKvPairs: N, vocab: V, lr, params: stats.params, stateFloatsPerLayer: stats.stateFloatsPerLayer,
+          steps: logs.length, examplesSeen: logs.length * batch, seconds, valAcc,
+          testAcc: await mqarAccuracy(lm, test), testAcc2L: await mqarAccuracy(lm, test2L),
+        };
+        console.error(`  → test acc ${row.testAcc.toFixed(4)}, @2L ${row.testAcc2L.toFixed(4)}, ${seconds.toFixed(0)} s`);
+        rows.push(row);
+        await writeResults();
+      }
+    }
+  }
+}
+await writeResults();
