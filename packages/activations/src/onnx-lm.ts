@@ -19,7 +19,8 @@ export const OnnxLmOptionsSchema = z.object({
   sites: z.record(z.string(), z.string()).optional(),
   /** BOS token id (rows at BOS are excluded from harvests), or null. */
   bos: z.number().int().nonnegative().nullable().default(null),
-  maxSeqLen: z.number().int().positive().default(Number.POSITIVE_INFINITY),
+  /** Longest context (default: unlimited). */
+  maxSeqLen: z.number().int().positive().optional(),
   name: z.string().optional(),
   threads: z.number().int().nonnegative().default(0),
 });
@@ -69,7 +70,7 @@ export class OnnxLM implements HookableLM {
     }
     const vocab = logitsOutput ? Number(probe[logitsOutput]!.dims[2]) : 0;
     const dModel = dims.size > 0 ? Math.max(...dims.values()) : 0;
-    const info: LmInfo = { name: o.name ?? `onnx:${where}`, vocabSize: vocab, dModel, nLayers: sites.size, maxSeqLen: o.maxSeqLen, bos: o.bos };
+    const info: LmInfo = { name: o.name ?? `onnx:${where}`, vocabSize: vocab, dModel, nLayers: sites.size, maxSeqLen: o.maxSeqLen ?? Number.POSITIVE_INFINITY, bos: o.bos };
     return new OnnxLM(info, session, inputName, extra, logitsOutput, sites, dims);
   }
 

@@ -25,7 +25,6 @@ function referenceLogits(ck: Llama2cCheckpoint, tokens: number[]): number[][] {
   const w = ck.weights;
   const hs = headSize(c);
   const kv = kvDim(c);
-  const T = tokens.length;
   const mv = (W: Float32Array, x: number[], out: number) =>
     Array.from({ length: out }, (_, i) => x.reduce((s, xj, j) => s + W[i * x.length + j]! * xj, 0));
   const norm = (x: number[], g: Float32Array) => {

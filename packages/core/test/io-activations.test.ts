@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../src/rng.js';
 import { openActivationFile, sampleRows, ShuffledBatchStream, type RowSource, type StreamPosition } from '../src/io/activations.js';
 import { f32ToF16Array } from '../src/io/float16.js';
-import { encodeNpy, writeNpyFile } from '../src/io/npy.js';
+import { npyHeaderBytes, writeNpyFile } from '../src/io/npy.js';
 import { writeSafetensorsFile } from '../src/io/safetensors.js';
 
 let dir: string;
@@ -58,7 +58,7 @@ describe('activation files', () => {
 
     // float16 .npy: header says '<f2'; rows come back widened.
     const halfBits = f32ToF16Array(data);
-    const header = encodeNpy({ data: new Float32Array(0), shape: [37, 5] });
+    const header = npyHeaderBytes([37, 5]);
     const text = Buffer.from(header).toString('latin1').replace("'<f4'", "'<f2'");
     const h16 = join(dir, 'h.npy');
     await writeFile(h16, Buffer.concat([Buffer.from(text, 'latin1'), Buffer.from(halfBits.buffer)]));

@@ -179,10 +179,11 @@ export async function mixerBackward(
   const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
   const sg = scanBackward({ x: c.xs.data, z: c.zb, k: c.k, q: c.q, aLog }, c.scan, gy);
   const gxs = sg.gx as Float32Array;
-  for (let o = 0; o < gxs.length; o++) {
-    const i = o % di;
-    gD[i] += gy[o]! * c.xs.data[o]!;
-    gxs[o]! += gy[o]! * D[i]!;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0, o = r * di; i < di; i++, o++) {
+      gD[i] += gy[o]! * c.xs.data[o]!;
+      gxs[o]! += gy[o]! * D[i]!;
+    }
   }
   const gDp = G('D');
   for (let i = 0; i < di; i++) gDp[i]! += gD[i]!;
@@ -192,7 +193,7 @@ export async function mixerBackward(
   const o4 = await linearBackward(engine, c.delta, P(params, prefix, `${dt}.weight`), gzb);
   addInto(G(`${dt}.weight`), o4.gw.data);
   const gb = new Float64Array(di);
-  for (let o = 0; o < gzb.data.length; o++) gb[o % di] += gzb.data[o]!;
+  for (let r = 0; r < rows; r++) for (let i = 0; i < di; i++) gb[i] += gzb.data[r * di + i]!;
   const gbp = G(`${dt}.bias`);
   for (let i = 0; i < di; i++) gbp[i]! += gb[i]!;
   // 3. [δ, k, q] = x W_xᵀ

@@ -140,14 +140,15 @@ function backOutput(G: Float64Array, S: Float64Array, o: number, so: number, n: 
 const backDiag: BackT = (G, S, sOff, pOff, d, n, x, xOff, c, k, kOff, q, gy, gx, gc, gk, gq, _A, _gA) => {
   for (let i = 0; i < d; i++) {
     const o = i * n;
-    backOutput(G, S, o, sOff + o, n, gy[xOff + i]!, q, kOff, gq);
+    const gyi = gy[xOff + i]!;
     const e = c[xOff + i]!;
     const xi = x[xOff + i]!;
     let gci = 0;
     let gkx = 0;
     for (let j = 0; j < n; j++) {
       const kj = k[kOff + j]!;
-      const g = G[o + j]!;
+      const g = G[o + j]! + gyi * q[kOff + j]!; // y = s_t · q (output reads the updated state)
+      gq[j] += gyi * S[sOff + o + j]!;
       const sp = S[pOff + o + j]!;
       gci += g * (xi * kj - kj * kj * sp); // ∂a/∂ε = −k², ∂b/∂ε = x k
       gkx += g * kj;

@@ -291,23 +291,40 @@ export class Llama2cModel implements HookableLM {
     }
     const out = new Float32Array(N * dim);
     const att = new Float64Array(T);
+    const acc = new Float64Array(hs);
     const scale = 1 / Math.sqrt(hs);
+    // Per (sequence, kv head): keys and values gathered into contiguous [T, hs] blocks, so the inner loops
+    // below walk memory sequentially.
+    const kb = new Float32Array(T * hs);
+    const vb = new Float32Array(T * hs);
     for (let b = 0; b < B; b++) {
-      for (let h = 0; h < c.nHeads; h++) {
-        const ko = Math.floor(h / kvMul) * hs;
-        for (let t = 0; t < T; t++) {
-          const qo = (b * T + t) * dim + h * hs;
-          for (let s = 0; s <= t; s++) {
-            const kOff = (b * T + s) * kv + ko;
-            let score = 0;
-            for (let i = 0; i < hs; i++) score += q[qo + i]! * k[kOff + i]!;
-            att[s] = score * scale;
-          }
-          softmaxInPlace(att, 0, t + 1);
-          for (let s = 0; s <= t; s++) {
-            const a = att[s]!;
-            const vOff = (b * T + s) * kv + ko;
-            for (let i = 0; i < hs; i++) out[qo + i] += a * v[vOff + i]!;
+      for (let g = 0; g < c.nKvHeads; g++) {
+        for (let s = 0; s < T; s++) {
+          const src = (b * T + s) * kv + g * hs;
+          kb.set(k.subarray(src, src + hs), s * hs);
+          vb.set(v.subarray(src, src + hs), s * hs);
+        }
+        for (let h = g * kvMul; h < (g + 1) * kvMul; h++) {
+          for (let t = 0; t < T; t++) {
+            const qo = (b * T + t) * dim + h * hs;
+            // scores and their max (for a stable softmax)
+            let max = -Infinity;
+            for (let s = 0, ks = 0; s <= t; s++, ks += hs) {
+              let score = 0;
+              for (let i = 0; i < hs; i++) score += q[qo + i]! * kb[ks + i]!;
+              score *= scale;
+              att[s] = score;
+              if (score > max) max = score;
+            }
+            // out = Σ_s softmax(scores)_s · v_s, normalising once at the end
+            let sum = 0;
+            acc.fill(0);
+            for (let s = 0, vs = 0; s <= t; s++, vs += hs) {
+              const e = Math.exp(att[s]! - max);
+              sum += e;
+              for (let i = 0; i < hs; i++) acc[i] += e * vb[vs + i]!;
+            }
+            for (let i = 0; i < hs; i++) out[qo + i] = acc[i]! / sum;
           }
         }
       }

@@ -1,0 +1,63 @@
+/**
+ * ΔLM loss by splicing: next-token cross-entropy of the LM on the same tokens
+ *   - clean:   unmodified forward pass,
+ *   - spliced: the activation at `site` replaced by `reconstruct(x)` (e.g. an SAE's x̂),
+ *   - zero:    the activation at `site` replaced by zeros (the ablation baseline of "CE loss recovered",
+ *              CE_rec = (CE_zero − CE_spliced) / (CE_zero − CE_clean); Bricken et al. 2023, Gao et al. 2024).
+ * Rows at BOS are left untouched in the spliced and zero runs: they are excluded from harvests, so an SAE never
+ * saw them, and the BOS residual is a huge-norm outlier in most LMs.
+ */
+import { type HookableLM, type Tensor, nextTokenCrossEntropy } from '@saelab/core';
+
+export interface SpliceResult {
+  ceClean: number;
+  ceSpliced: number;
+  ceZero: number;
+  /** ceSpliced − ceClean. */
+  deltaLoss: number;
+  /** (ceZero − ceSpliced) / (ceZero − ceClean); NaN when ceZero = ceClean. */
+  ceRecovered: number;
+}
+
+/**
+ * `tokens` is [batch, seqLen] row-major. `reconstruct` receives the [rows, d] activations at non-BOS positions
+ * and must return the same shape.
+ */
+export async function spliceCrossEntropy(
+  lm: HookableLM,
+  tokens: Int32Array,
+  batch: number,
+  seqLen: number,
+  site: string,
+  reconstruct: (x: Tensor) => Tensor | Promise<Tensor>,
+): Promise<SpliceResult> {
+  const d = lm.siteDim(site);
+  const bos = lm.info.bos;
+  const rowsToEdit: number[] = [];
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] !== bos) rowsToEdit.push(i);
+
+  /** Replace the non-BOS rows of `act` by `f(those rows)`. */
+  const editRows = (f: (x: Tensor) => Tensor | Promise<Tensor>) => async (act: Tensor): Promise<Tensor> => {
+    const sub = new Float32Array(rowsToEdit.length * d);
+    rowsToEdit.forEach((r, i) => sub.set(act.data.subarray(r * d, (r + 1) * d), i * d));
+    const y = await f({ data: sub, shape: [rowsToEdit.length, d] });
+    if (y.shape.length !== 2 || y.shape[0] !== rowsToEdit.length || y.shape[1] !== d) {
+      throw new Error(`spliceCrossEntropy: reconstruct returned shape [${y.shape.join(', ')}], expected [${rowsToEdit.length}, ${d}]`);
+    }
+    const out = act.data.slice();
+    rowsToEdit.forEach((r, i) => out.set(y.data.subarray(i * d, (i + 1) * d), r * d));
+    return { data: out, shape: act.shape };
+  };
+
+  const ce = async (replace?: (x: Tensor) => Tensor | Promise<Tensor>) => {
+    const r = await lm.run(tokens, batch, seqLen, replace ? { replace: { site, fn: editRows(replace) } } : {});
+    const v = nextTokenCrossEntropy(r.logits!, tokens, batch, seqLen).mean;
+    if (!Number.isFinite(v)) throw new Error(`spliceCrossEntropy: non-finite cross-entropy at ${site}`);
+    return v;
+  };
+  const ceClean = await ce();
+  const ceSpliced = await ce(reconstruct);
+  const ceZero = await ce((x) => ({ data: new Float32Array(x.data.length), shape: x.shape }));
+  const denom = ceZero - ceClean;
+  return { ceClean, ceSpliced, ceZero, deltaLoss: ceSpliced - ceClean, ceRecovered: denom === 0 ? Number.NaN : (ceZero - ceSpliced) / denom };
+}

@@ -1,0 +1,132 @@
+/**
+ * The `saelab` command line. Each command validates its flags with zod (errors name the flag) and calls a plain
+ * async function that can also be imported.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { runCodec } from './codec.js';
+import { openActivations } from './data.js';
+import { evaluateSae, metricsJson } from './evaluate.js';
+import { ARCH_NAMES } from './registry.js';
+import { loadSae } from './sae-folder.js';
+import { trainSae } from './train.js';
+
+const num = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${v}'`);
+  return n;
+};
+const int = (flag: string) => (v: string) => {
+  const n = num(flag)(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer, got '${v}'`);
+  return n;
+};
+
+export function buildProgram(): Command {
+  const program = new Command('saelab')
+    .description('Sparse autoencoders (ReLU, Gated, TopK, JumpReLU) on language-model activations, on CPU.')
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('train')
+    .description('train one SAE and write an SAELens folder (weights in raw activation space, metrics in cfg.json)')
+    .addOption(new Option('--arch <name>', 'architecture').choices(ARCH_NAMES).makeOptionMandatory())
+    .requiredOption('--activations <file>', 'activations: .npy [N, d] (float32/float16) or .safetensors[#tensor]')
+    .requiredOption('--out <dir>', 'output SAELens folder')
+    .option('--sparsity <value>', 'λ for relu / gated / jumprelu (default: the recipe value)', num('--sparsity'))
+    .option('--k <k>', 'active latents per row for topk', int('--k'))
+    .option('--d-sae <m>', 'dictionary size', int('--d-sae'))
+    .option('--expansion <e>', 'dictionary size as a multiple of d_in (default 8)', num('--expansion'))
+    .option('--steps <n>', 'training steps', int('--steps'))
+    .option('--tokens <t>', 'training tokens (steps = ceil(t / batch)); default: one pass over the training rows', int('--tokens'))
+    .option('--batch <b>', 'rows per step', int('--batch'), 4096)
+    .option('--lr <lr>', 'learning rate (default: the recipe value)', num('--lr'))
+    .addOption(new Option('--optimizer <kind>', 'optimiser (default: the recipe: adam)').choices(['adam', 'sgd']))
+    .option('--seed <s>', 'random seed (init, shuffling)', int('--seed'), 0)
+    .option('--init <dir>', 'start from an existing SAELens folder (exact weights; trains without normalisation)')
+    .addOption(new Option('--normalize <mode>', 'scale inputs so E‖x‖² = 1 during training').choices(['auto', 'none']).default('auto'))
+    .option('--lr-warmup <steps>', 'linear LR warm-up steps', int('--lr-warmup'))
+    .option('--sparsity-warmup <steps>', 'linear λ warm-up steps', int('--sparsity-warmup'))
+    .addOption(new Option('--lr-schedule <kind>', 'LR schedule after warm-up').choices(['constant', 'cosine', 'linear-decay']))
+    .option('--grad-clip <norm>', 'global gradient-norm clip (0 = off)', num('--grad-clip'))
+    .option('--eval-rows <n>', 'held-out rows at the end of the input for metrics (default 5%, ≤ 16384)', int('--eval-rows'))
+    .option('--checkpoint-every <steps>', 'write the resumable training state every N steps', int('--checkpoint-every'), 200)
+    .option('--dead-tokens <n>', 'topk: tokens without firing before a latent is dead (AuxK)', int('--dead-tokens'))
+    .option('--quiet', 'no progress bar')
+    .action(async (opts) => {
+      const controller = new AbortController();
+      const onSigint = () => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write('\nstopping after this step (Ctrl-C again to quit without saving)…\n');
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const r = await trainSae(opts, { signal: controller.signal });
+        if (r.interrupted) process.exitCode = 130;
+        else {
+          const m = r.metrics;
+          process.stderr.write(
+            `wrote ${r.out}: ${r.steps} steps, ${Math.round(r.tokensPerSecond)} tok/s; held-out L0 ${m.l0.mean.toFixed(2)}, FVU ${m.fvu?.toFixed(4)}, MSE ${m.mse.toPrecision(4)}\n`,
+          );
+        }
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  program
+    .command('eval')
+    .description('metrics of an SAE on activations: L0, MSE, FVU, explained variance, shrinkage, dead and dense fractions')
+    .requiredOption('--sae <dir>', 'SAELens folder')
+    .requiredOption('--activations <file>', '.npy or .safetensors activations (all rows are evaluated)')
+    .option('--batch <b>', 'rows per batch', int('--batch'), 4096)
+    .option('--json', 'print the metrics as JSON on stdout')
+    .action(async (opts) => {
+      const sae = await loadSae(opts.sae);
+      const data = await openActivations(opts.activations);
+      try {
+        const m = await evaluateSae(sae, data, { batch: opts.batch });
+        if (opts.json) process.stdout.write(`${JSON.stringify(metricsJson(m), null, 2)}\n`);
+        else {
+          const rows: [string, string][] = [
+            ['rows', String(m.rows)],
+            ['L0 (mean, p10/p50/p90)', `${m.l0.mean.toFixed(3)} (${m.l0.p10}/${m.l0.p50}/${m.l0.p90})`],
+            ['MSE', m.mse.toPrecision(6)],
+            ['FVU', String(m.fvu?.toPrecision(6))],
+            ['explained variance', String(m.explainedVariance?.toPrecision(6))],
+            ['shrinkage γ', String(m.shrinkage?.toPrecision(6))],
+            ['dead fraction', m.deadFraction.toFixed(4)],
+            ['dense fraction (>10%)', m.denseFraction.toFixed(4)],
+          ];
+          for (const [k, v] of rows) process.stdout.write(`${k.padEnd(26)} ${v}\n`);
+        }
+      } finally {
+        await data.close();
+      }
+    });
+
+  for (const kind of ['encode', 'reconstruct'] as const) {
+    program
+      .command(kind)
+      .description(kind === 'encode' ? 'latents [N, d_sae] of every row, as float32 .npy' : 'reconstructions x̂ [N, d_in], as float32 .npy')
+      .requiredOption('--sae <dir>', 'SAELens folder')
+      .requiredOption('--activations <file>', '.npy or .safetensors activations')
+      .requiredOption('--out <file>', 'output .npy')
+      .option('--batch <b>', 'rows per batch', int('--batch'), 4096)
+      .action(async (opts) => {
+        const r = await runCodec(kind, opts);
+        process.stderr.write(`wrote ${opts.out} [${r.rows} × ${r.cols}]\n`);
+      });
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`saelab: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

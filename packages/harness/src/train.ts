@@ -1,0 +1,252 @@
+/**
+ * `saelab train`: streams activations, trains one SAE with its paper's recipe, checkpoints atomically (Ctrl-C leaves
+ * a resumable state), evaluates on a held-out tail and writes an SAELens folder with the normalisation folded in.
+ */
+import { createHash } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
+import cliProgress from 'cli-progress';
+import { z } from 'zod';
+import {
+  type BaseSaeConfig,
+  type GemmEngine,
+  type MetricsSummary,
+  Rng,
+  SaeTrainer,
+  ShuffledBatchStream,
+  type StreamPosition,
+  defaultEngine,
+  estimateNormScale,
+  foldInputScale,
+  loadTrainingState,
+  recipeOptions,
+  sampleRows,
+  saveTrainingState,
+  scaleRows,
+  OptimizerConfig,
+} from '@saelab/core';
+import { type ActivationInput, openActivations, splitHeldOut } from './data.js';
+import { evaluateSae, metricsJson } from './evaluate.js';
+import { ARCH_NAMES, getArchitecture } from './registry.js';
+import { CODE_VERSION, loadSae, saveSae } from './sae-folder.js';
+
+export const trainOptionsSchema = z
+  .object({
+    arch: z.enum(ARCH_NAMES as [string, ...string[]]),
+    activations: z.string().min(1),
+    out: z.string().min(1),
+    /** λ for relu / gated / jumprelu. */
+    sparsity: z.number().nonnegative().optional(),
+    /** k for topk. */
+    k: z.number().int().positive().optional(),
+    dSae: z.number().int().positive().optional(),
+    expansion: z.number().positive().optional(),
+    steps: z.number().int().positive().optional(),
+    tokens: z.number().int().positive().optional(),
+    batch: z.number().int().positive().default(4096),
+    lr: z.number().positive().optional(),
+    optimizer: z.enum(['adam', 'sgd']).optional(),
+    seed: z.number().int().nonnegative().default(0),
+    init: z.string().optional(),
+    normalize: z.enum(['auto', 'none']).default('auto'),
+    lrWarmup: z.number().int().nonnegative().optional(),
+    sparsityWarmup: z.number().int().nonnegative().optional(),
+    lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']).optional(),
+    gradClip: z.number().nonnegative().optional(),
+    /** Held-out rows at the end of the input, for the metrics in cfg.json. */
+    evalRows: z.number().int().nonnegative().optional(),
+    checkpointEvery: z.number().int().positive().default(200),
+    /** TopK: tokens without firing before a latent counts as dead (default: min(10M, training tokens / 10)). */
+    deadTokens: z.number().int().positive().optional(),
+    bufferRows: z.number().int().positive().default(65_536),
+    /** Extra provenance (e.g. the activation store's source and site). */
+    hookName: z.string().optional(),
+    modelName: z.string().optional(),
+    quiet: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    const bad = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (o.dSae !== undefined && o.expansion !== undefined) bad('dSae', 'give --d-sae or --expansion, not both');
+    if (o.steps !== undefined && o.tokens !== undefined) bad('steps', 'give --steps or --tokens, not both');
+    if (o.arch === 'topk' && o.sparsity !== undefined) bad('sparsity', 'topk is controlled by --k, not --sparsity');
+    if (o.arch !== 'topk' && o.k !== undefined) bad('k', `--k applies only to --arch topk, not ${o.arch}`);
+    if (o.arch !== 'topk' && o.deadTokens !== undefined) bad('deadTokens', '--dead-tokens applies only to --arch topk');
+  });
+export type TrainOptions = z.input<typeof trainOptionsSchema>;
+
+/** Parses options with an error naming each bad field. */
+export function parseTrainOptions(input: unknown) {
+  const r = trainOptionsSchema.safeParse(input);
+  if (!r.success) throw new Error(`invalid training options:\n${r.error.issues.map((i) => `  --${kebab(String(i.path[0] ?? ''))}: ${i.message}`).join('\n')}`);
+  return r.data;
+}
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+export interface TrainResult {
+  out: string;
+  steps: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  normScale: number;
+  metrics: MetricsSummary;
+  interrupted: boolean;
+}
+
+const stableJson = (v: unknown): string =>
+  JSON.stringify(v, (_k, val) =>
+    val && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b))) : val,
+  );
+export const hashOf = (v: unknown) => createHash('sha256').update(stableJson(v)).digest('hex').slice(0, 16);
+
+export function statePathFor(out: string): string {
+  return `${out.replace(/\/+$/, '')}.train-state.safetensors`;
+}
+
+/** Trains one SAE. `signal` aborts cleanly (state saved) — the CLI wires it to Ctrl-C. */
+export async function trainSae(
+  input: TrainOptions,
+  hooks: { signal?: AbortSignal; engine?: GemmEngine; source?: ActivationInput } = {},
+): Promise<TrainResult> {
+  const o = parseTrainOptions(input);
+  const arch = getArchitecture(o.arch);
+  const engine = hooks.engine ?? (await defaultEngine());
+  const data = hooks.source ?? (await openActivations(o.activations));
+  try {
+    const { train, heldOut } = splitHeldOut(data, o.evalRows);
+    const init = o.init ? await loadSae(o.init) : null;
+    if (init && init.arch !== arch) throw new Error(`--init ${o.init} holds a ${init.arch.name} SAE but --arch is ${o.arch}`);
+    const dSae = init?.cfg.dSae ?? o.dSae ?? Math.round((o.expansion ?? 8) * data.d);
+    const totalSteps = o.steps ?? Math.max(1, Math.ceil((o.tokens ?? train.rows) / o.batch));
+    const totalTokens = totalSteps * o.batch;
+    const sparsity = arch.sparsityKnob === 'k' ? (o.k ?? arch.recipe.defaultSparsity) : (o.sparsity ?? arch.recipe.defaultSparsity);
+
+    const cfg: BaseSaeConfig & Record<string, unknown> = arch.configSchema.parse({
+      ...(init?.cfg ?? {}),
+      dIn: data.d,
+      dSae,
+      ...(arch.name === 'topk' ? { k: sparsity, deadTokensThreshold: o.deadTokens ?? Math.max(o.batch, Math.min(10_000_000, Math.floor(totalTokens / 10))) } : {}),
+    });
+    if (init && init.cfg.dIn !== data.d) throw new Error(`--init SAE has d_in ${init.cfg.dIn} but the activations have d = ${data.d}`);
+
+    const recipe = recipeOptions(arch, totalSteps, arch.sparsityKnob === 'k' ? 0 : sparsity);
+    const optimizerKind = o.optimizer ?? recipe.optimizer.kind;
+    const trainerOptions = {
+      ...recipe,
+      optimizer: OptimizerConfig.parse(
+        optimizerKind === 'sgd'
+          ? { kind: 'sgd', lr: o.lr ?? recipe.optimizer.lr }
+          : { ...recipe.optimizer, lr: o.lr ?? recipe.optimizer.lr },
+      ),
+      lrSchedule: o.lrSchedule ?? recipe.lrSchedule,
+      lrWarmupSteps: Math.min(totalSteps, o.lrWarmup ?? recipe.lrWarmupSteps),
+      sparsityWarmupSteps: o.sparsityWarmup ?? recipe.sparsityWarmupSteps,
+      gradClip: o.gradClip ?? recipe.gradClip,
+    };
+    // --init folders hold raw-space (folded) weights: keep them exact by training without normalisation.
+    const normalize = init ? 'none' : o.normalize;
+    const runConfig = { code: CODE_VERSION, arch: arch.name, cfg, trainer: trainerOptions, batch: o.batch, seed: o.seed, normalize, data: data.fingerprint, init: init ? o.init : null, bufferRows: o.bufferRows, evalRows: heldOut.rows };
+    const configHash = hashOf(runConfig);
+
+    // Normalisation scale C (E‖x/C‖² = 1), estimated on a sample of training rows.
+    const normScale = normalize === 'auto' ? estimateNormScale(await sampleRows(train, Math.min(train.rows, 16_384), o.seed + 1)) : 1;
+
+    const params = init ? init.params : arch.init(cfg, new Rng(o.seed));
+    const trainer = new SaeTrainer(arch, cfg, params, trainerOptions, { engine });
+    let resumeFrom: StreamPosition | undefined;
+    const statePath = statePathFor(o.out);
+    if (await exists(statePath)) {
+      const state = await loadTrainingState(statePath);
+      if (state.json.configHash !== configHash) {
+        throw new Error(`${statePath} holds a training state for a different configuration; delete it to start over, or use another --out`);
+      }
+      for (const [k, t] of Object.entries(state.params)) params[k]!.data.set(t.data);
+      trainer.optimizer.setState(state.optimizer);
+      trainer.importState(state.json.trainer as Record<string, unknown>);
+      resumeFrom = state.json.stream as StreamPosition;
+      if (!o.quiet) process.stderr.write(`resuming from ${statePath} at step ${trainer.step}/${totalSteps}\n`);
+    }
+    const stream = new ShuffledBatchStream(train, { batchSize: o.batch, seed: o.seed, bufferRows: o.bufferRows, resumeFrom });
+    const saveState = () =>
+      saveTrainingState(statePath, {
+        step: trainer.step,
+        params,
+        optimizer: trainer.optimizer.getState(),
+        json: { configHash, trainer: trainer.exportState(), stream: stream.getPosition() },
+      });
+
+    const bar = o.quiet
+      ? null
+      : new cliProgress.SingleBar(
+          {
+            format: `${arch.name} {bar} {value}/{total} steps | loss {loss} | L0 {l0} | FVU {fvu} | {tps} tok/s | ETA {eta_formatted}`,
+            stream: process.stderr,
+            noTTYOutput: true,
+            notTTYSchedule: 5000,
+            etaBuffer: 20,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+    bar?.start(totalSteps, trainer.step, { loss: '-', l0: '-', fvu: '-', tps: '-' });
+    const t0 = performance.now();
+    const startStep = trainer.step;
+    let interrupted = false;
+    while (trainer.step < totalSteps) {
+      if (hooks.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      const x = await stream.next();
+      if (normScale !== 1) scaleRows(x, 1 / normScale, x);
+      const s = await trainer.trainStep(x);
+      const seconds = (performance.now() - t0) / 1000;
+      bar?.update(trainer.step, {
+        loss: s.loss.toPrecision(4),
+        l0: s.l0.toFixed(1),
+        fvu: s.fvu.toFixed(3),
+        tps: Math.round(((trainer.step - startStep) * o.batch) / seconds),
+      });
+      if (trainer.step % o.checkpointEvery === 0 && trainer.step < totalSteps) await saveState();
+    }
+    bar?.stop();
+    const seconds = (performance.now() - t0) / 1000;
+    if (interrupted) {
+      await saveState();
+      process.stderr.write(`interrupted at step ${trainer.step}/${totalSteps}; state saved to ${statePath} — run the same command to resume\n`);
+    }
+
+    const folded = foldInputScale(params, normScale);
+    const metrics = await evaluateSae({ arch, cfg, params: folded }, heldOut, { engine });
+    const tokensPerSecond = ((trainer.step - startStep) * o.batch) / Math.max(seconds, 1e-9);
+    if (!interrupted) {
+      await saveSae(o.out, arch, cfg, folded, {
+        hookName: o.hookName,
+        modelName: o.modelName,
+        provenance: {
+          config: runConfig,
+          config_hash: configHash,
+          data_fingerprint: data.fingerprint,
+          data: data.description,
+          seed: o.seed,
+          norm_scale: normScale,
+          steps: trainer.step,
+          tokens: trainer.step * o.batch,
+          train_seconds: seconds,
+          tokens_per_second: tokensPerSecond,
+          metrics: metricsJson(metrics),
+        },
+      });
+      await rm(statePath, { force: true });
+    }
+    return { out: o.out, steps: trainer.step, tokens: trainer.step * o.batch, seconds, tokensPerSecond, normScale, metrics, interrupted };
+  } finally {
+    if (!hooks.source) await data.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
