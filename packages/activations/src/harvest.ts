@@ -72,7 +72,13 @@ function defaultLlama2cTokenizer(checkpoint: string): string {
   return `llama2c:${join(dir, candidates[0]!)}`;
 }
 
-/** Open the model and tokenizer named by the options. */
+/** The language model named by a source spec (`llama2c:PATH` | `onnx:PATH`), e.g. a manifest's `source`. */
+export async function openLm(source: string, onnx?: z.input<typeof OnnxLmOptionsSchema>): Promise<HookableLM> {
+  const src = parseModelSource(source);
+  return src.kind === 'llama2c' ? Llama2cModel.load(src.path) : OnnxLM.create(src.path, onnx);
+}
+
+/** Open the model and tokenizer named by harvest options. */
 export async function openSource(o: z.infer<typeof HarvestOptionsSchema>): Promise<{ lm: HookableLM; tokenizer: TextTokenizer }> {
   const src = parseModelSource(o.source);
   if (src.kind === 'llama2c') {
@@ -108,11 +114,16 @@ function* windows(docs: CorpusDocument[], tok: TextTokenizer, T: number, from: C
 
 /**
  * Harvest activations into `out`. Resumes an interrupted harvest with the same settings; returns the final
- * manifest. `onProgress` is called after every batch (wire a progress bar to it).
+ * manifest. `onProgress` is called after every batch (wire a progress bar to it). `model` supplies an LM that
+ * is not named by a source spec (e.g. the project's own Longhorn LM); `options.source` is then only recorded.
  */
-export async function harvest(options: HarvestOptions, onProgress?: (p: HarvestProgress) => void): Promise<Manifest> {
+export async function harvest(
+  options: HarvestOptions,
+  onProgress?: (p: HarvestProgress) => void,
+  model?: { lm: HookableLM; tokenizer: TextTokenizer },
+): Promise<Manifest> {
   const o = HarvestOptionsSchema.parse(options);
-  const { lm, tokenizer } = await openSource(o);
+  const { lm, tokenizer } = model ?? (await openSource(o));
   if (o.contextLength > lm.info.maxSeqLen) throw new Error(`harvest: contextLength ${o.contextLength} exceeds the model's context ${lm.info.maxSeqLen}`);
   const d = lm.siteDim(o.site);
   const id = identity(o, tokenizer.name, d);
@@ -229,4 +240,25 @@ export async function harvest(options: HarvestOptions, onProgress?: (p: HarvestP
     process.emitWarning(`harvest: the ${o.corpus} ${o.split} split ran out after ${rows} rows (asked for ${o.tokens})`);
   }
   return manifest(true);
+}
+
+/**
+ * The first `count` FULL windows ([BOS, T−1 document tokens], no padding) of a corpus split, as a row-major
+ * [count, T] token array — the same windows a harvest sees, for evaluating ΔLM loss on held-out text.
+ * Returns fewer rows if the split runs out.
+ */
+export function corpusWindows(opts: { corpus: string; split: z.infer<typeof SplitSchema>; tokenizer: TextTokenizer; contextLength: number; count: number }): {
+  tokens: Int32Array;
+  batch: number;
+  seqLen: number;
+} {
+  const T = opts.contextLength;
+  const out: number[][] = [];
+  for (const w of windows(loadCorpora(opts.corpus, opts.split), opts.tokenizer, T, { doc: 0, window: 0 })) {
+    if (out.length >= opts.count) break;
+    if (w.tokens.length === T) out.push(w.tokens);
+  }
+  const tokens = new Int32Array(out.length * T);
+  out.forEach((w, i) => tokens.set(w, i * T));
+  return { tokens, batch: out.length, seqLen: T };
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng, jsEngine, zeros } from '@saelab/core';
 import { encodeLlama2cCheckpoint, randomLlama2cCheckpoint } from '../src/llama2c/checkpoint.js';
 import { Llama2cModel } from '../src/llama2c/model.js';
-import { harvest } from '../src/harvest.js';
+import { corpusWindows, harvest } from '../src/harvest.js';
 import { openActivationStore, readManifest } from '../src/store.js';
 import { loadCorpora } from '../src/corpora.js';
 import { createTokenizer } from '../src/tokenizers.js';
@@ -125,5 +125,17 @@ describe('spliceCrossEntropy', () => {
     expect(r.ceRecovered).toBeGreaterThan(0);
     expect(r.ceRecovered).toBeLessThan(1);
     expect(readFileSync(join(stories, 'greedy-200.txt')).length).toBeGreaterThan(0);
+  });
+});
+
+describe('corpusWindows', () => {
+  it('returns full BOS-led windows of the split, as the harvest cuts them', () => {
+    const fx = fixture();
+    const tok = createTokenizer(fx.tokenizer);
+    const { tokens, batch, seqLen } = corpusWindows({ corpus: 'brown', split: 'test', tokenizer: tok, contextLength: 10, count: 5 });
+    expect([batch, seqLen]).toEqual([5, 10]);
+    const first = tok.encode(loadCorpora('brown', 'test')[0]!.text);
+    expect(Array.from(tokens.subarray(0, 10))).toEqual([1, ...first.slice(0, 9)]);
+    expect(Array.from(tokens.subarray(10, 20))).toEqual([1, ...first.slice(9, 18)]);
   });
 });

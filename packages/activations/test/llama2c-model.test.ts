@@ -15,7 +15,7 @@ import {
 } from '../src/llama2c/checkpoint.js';
 import { Llama2cModel } from '../src/llama2c/model.js';
 import { generate } from '../src/generate.js';
-import { haveStories, stories } from './helpers.js';
+import { haveStories, smallTokenizer, stories } from './helpers.js';
 
 const small: Llama2cConfig = { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 40, seqLen: 12, sharedClassifier: false };
 
@@ -170,7 +170,42 @@ describe('llama2.c forward pass', () => {
   });
 });
 
+describe('generate (random checkpoint, self-built tokenizer)', () => {
+  it('forces the prompt, then samples; the output is what the KV-cache path decodes', async () => {
+    const tok = smallTokenizer(4);
+    const ck = randomLlama2cCheckpoint({ ...small, vocabSize: tok.vocabSize, seqLen: 24 }, 8);
+    const dir = mkdtempSync(join(tmpdir(), 'gen-'));
+    writeFileSync(join(dir, 'm.bin'), encodeLlama2cCheckpoint(ck));
+    writeFileSync(join(dir, 't.bin'), tok.toBytes());
+    const chunks: Uint8Array[] = [];
+    const r = await generate({ model: join(dir, 'm.bin'), tokenizer: join(dir, 't.bin'), prompt: 'abc de', steps: 0, temperature: 0 }, (b) => chunks.push(b));
+    const prompt = tok.encode('abc de');
+    expect(r.tokens.slice(0, prompt.length)).toEqual(prompt);
+    expect(Buffer.from(r.bytes).toString().startsWith('abc de')).toBe(true);
+    expect(Buffer.concat(chunks).equals(Buffer.from(r.bytes))).toBe(true); // streamed = returned
+    expect(r.bytes.at(-1)).toBe(0x0a);
+    // Greedy: each sampled token is the argmax of the KV-cache logits.
+    const m = new Llama2cModel(ck);
+    const argmaxAt = (t: number, pos: number) => {
+      const logits = m.step(t, pos);
+      return logits.indexOf(Math.max(...logits));
+    };
+    r.tokens.slice(0, -1).forEach((t, pos) => {
+      const best = argmaxAt(t, pos);
+      if (pos >= prompt.length - 1) expect(r.tokens[pos + 1]).toBe(best);
+    });
+    // steps 0 means seq_len (24) positions: BOS + 24 tokens, unless the model chose BOS, which ends generation.
+    expect(r.tokens.length).toBeLessThanOrEqual(25);
+    if (r.tokens.length < 25) expect(argmaxAt(r.tokens.at(-1)!, r.tokens.length - 1)).toBe(1);
+  });
+});
+
 describe.skipIf(!haveStories)('stories260K (real pretrained checkpoint)', () => {
+  it('a prompt is printed and then continued', async () => {
+    const r = await generate({ model: join(stories, 'stories260K.bin'), tokenizer: join(stories, 'tok512.bin'), prompt: 'Tom had a red', steps: 30, temperature: 0 });
+    expect(Buffer.from(r.bytes).toString()).toMatch(/^Tom had a red\S* .+/);
+  });
+
   it('greedy generation (temperature 0, 200 steps, empty prompt) equals greedy-200.txt byte for byte', async () => {
     const r = await generate({ model: `llama2c:${join(stories, 'stories260K.bin')}`, tokenizer: join(stories, 'tok512.bin'), steps: 200, temperature: 0 });
     const expected = readFileSync(join(stories, 'greedy-200.txt'));

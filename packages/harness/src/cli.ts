@@ -2,7 +2,7 @@
  * The `saelab` command line. Each command validates its flags with zod (errors name the flag) and calls a plain
  * async function that can also be imported.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runCodec } from './codec.js';
 import { openActivations } from './data.js';
 import { evaluateSae, metricsJson } from './evaluate.js';
@@ -25,7 +25,10 @@ export function buildProgram(): Command {
   const program = new Command('saelab')
     .description('Sparse autoencoders (ReLU, Gated, TopK, JumpReLU) on language-model activations, on CPU.')
     .showHelpAfterError()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // Throw instead of calling process.exit, so main() can be called in-process (tests, scripts); subcommands
+    // created below inherit both settings.
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
 
   program
     .command('train')
@@ -126,6 +129,11 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
+    // Commander has already printed its own message (bad flag, --help, --version); just pass its exit code on.
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
     process.stderr.write(`saelab: ${(e as Error).message}\n`);
     process.exitCode = 1;
   }

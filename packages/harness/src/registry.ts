@@ -14,10 +14,15 @@ export function getArchitecture(name: string): SaeArchitecture<any, any> {
   return arch;
 }
 
-/** Architecture from an SAELens cfg.json (`architecture`, or the older `activation_fn_str: 'topk'`). */
+/**
+ * Architecture from an SAELens cfg.json: `architecture`, or for pre-6.0 folders `architecture: 'standard'` (or none)
+ * with `activation_fn_str` (renamed `activation_fn` by SAELens's loader) 'topk'.
+ */
 export function architectureFromSaelens(cfg: Record<string, unknown>): SaeArchitecture<any, any> {
   const a = cfg.architecture ?? 'standard';
-  if (a === 'standard' && cfg.activation_fn_str === 'topk') return topK;
+  const fn = cfg.activation_fn_str ?? cfg.activation_fn ?? 'relu';
+  if (a === 'standard' && fn === 'topk') return topK;
+  if (a === 'standard' && fn !== 'relu') throw new Error(`cfg.json: activation function '${String(fn)}' is not supported (supported: relu, topk)`);
   const found = Object.values(ARCHITECTURES).find((x) => x.saelensArchitecture === a);
   if (!found) throw new Error(`cfg.json: architecture '${String(a)}' is not supported (supported: standard, gated, topk, jumprelu)`);
   return found;

@@ -82,6 +82,34 @@ async function writeResults(): Promise<void> {
     '',
   ];
   await writeFileAtomic(join(resultsDir, `${a.name}.md`), lines.join('\n'));
+  await writeFileAtomic(join(resultsDir, `${a.name}.svg`), plot(rows));
+}
+
+/** Grouped bar chart: best test accuracy (over lr) per (L, N) and variant; hatched = at 2L. */
+function plot(rs: Row[]): string {
+  const groups = [...new Set(rs.map((r) => `${r.seqLen}x${r.numKvPairs} d${r.dModel}`))];
+  const vs = [...new Set(rs.map((r) => r.variant))];
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728'];
+  const W = 120 + groups.length * (vs.length * 2 * 14 + 30);
+  const H = 260;
+  const y = (acc: number) => 220 - 200 * acc;
+  const parts: string[] = [];
+  groups.forEach((g, gi) => {
+    const x0 = 60 + gi * (vs.length * 2 * 14 + 30);
+    vs.forEach((v, vi) => {
+      const cand = rs.filter((r) => `${r.seqLen}x${r.numKvPairs} d${r.dModel}` === g && r.variant === v);
+      if (!cand.length) return;
+      const best = cand.reduce((p, c) => (c.testAcc > p.testAcc ? c : p));
+      const x = x0 + vi * 28;
+      parts.push(`<rect x="${x}" y="${y(best.testAcc)}" width="13" height="${200 * best.testAcc}" fill="${colors[vi % 4]}"/>`);
+      parts.push(`<rect x="${x + 14}" y="${y(best.testAcc2L)}" width="13" height="${200 * best.testAcc2L}" fill="${colors[vi % 4]}" opacity="0.45"/>`);
+    });
+    parts.push(`<text x="${x0}" y="238" font-size="10">L×N ${g}</text>`);
+  });
+  vs.forEach((v, vi) => parts.push(`<rect x="${W - 150}" y="${10 + vi * 14}" width="10" height="10" fill="${colors[vi % 4]}"/><text x="${W - 136}" y="${19 + vi * 14}" font-size="10">${v}</text>`));
+  for (const t of [0, 0.5, 1]) parts.push(`<text x="20" y="${y(t) + 4}" font-size="10">${t}</text><line x1="50" x2="${W - 160}" y1="${y(t)}" y2="${y(t)}" stroke="#ccc"/>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">` +
+    `<text x="50" y="254" font-size="10">MQAR test accuracy (solid: trained length; faded: 2L), best lr per cell</text>${parts.join('')}</svg>\n`;
 }
 
 for (const variant of variants) {

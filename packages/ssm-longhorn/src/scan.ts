@@ -70,34 +70,17 @@ type StepT = (
   k: FloatArray, kOff: number, q: FloatArray, y: FloatArray | null, A: Float64Array,
 ) => void;
 
-/** Per-step copies of k, k², q as float64 (the inner loops then touch one array type). */
-let KT = new Float64Array(16);
-let K2 = new Float64Array(16);
-let QT = new Float64Array(16);
-function loadKQ(k: FloatArray, q: FloatArray, kOff: number, n: number): void {
-  if (KT.length < n) (KT = new Float64Array(n)), (K2 = new Float64Array(n)), (QT = new Float64Array(n));
-  for (let j = 0; j < n; j++) {
-    const kj = k[kOff + j]!;
-    KT[j] = kj;
-    K2[j] = kj * kj;
-    QT[j] = q[kOff + j]!;
-  }
-}
-
 const stepDiag: StepT = (S, sOff, d, n, x, xOff, c, cOff, k, kOff, q, y, _A) => {
-  loadKQ(k, q, kOff, n);
-  const kt = KT;
-  const k2 = K2;
-  const qt = QT;
   for (let i = 0; i < d; i++) {
     const e = c[cOff + i]!;
     const ex = e * x[xOff + i]!;
     const o = sOff + i * n;
     let acc = 0;
     for (let j = 0; j < n; j++) {
-      const v = S[o + j]! - e * k2[j]! * S[o + j]! + ex * kt[j]!;
+      const kj = k[kOff + j]!;
+      const v = (1 - e * kj * kj) * S[o + j]! + ex * kj;
       S[o + j] = v;
-      acc += v * qt[j]!;
+      acc += v * q[kOff + j]!;
     }
     if (y) y[xOff + i] = acc;
   }

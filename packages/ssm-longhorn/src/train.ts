@@ -110,7 +110,13 @@ export async function train(lm: LonghornLM, cfgIn: TrainConfigInput, opts: Train
   const schedule = { kind: 'cosine' as const, warmupSteps: cfg.warmupSteps, totalSteps: cfg.totalSteps, minLrFraction: cfg.minLrFraction };
   const bar = opts.progress
     ? new cliProgress.SingleBar(
-        { format: 'train [{bar}] {value}/{total} | loss {loss} | acc {acc} | {tps} tok/s | eta {eta_formatted}', stream: process.stderr, hideCursor: true },
+        {
+          format: 'train [{bar}] {value}/{total} | loss {loss} | acc {acc} | {tps} tok/s | eta {eta_formatted}',
+          stream: process.stderr,
+          hideCursor: true,
+          noTTYOutput: true, // still report (every 10 s) when stderr is a log file
+          notTTYSchedule: 10_000,
+        },
         cliProgress.Presets.shades_classic,
       )
     : null;

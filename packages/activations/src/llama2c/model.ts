@@ -292,6 +292,7 @@ export class Llama2cModel implements HookableLM {
     const out = new Float32Array(N * dim);
     const att = new Float64Array(T);
     const acc = new Float64Array(hs);
+    const qh = new Float64Array(hs);
     const scale = 1 / Math.sqrt(hs);
     // Per (sequence, kv head): keys and values gathered into contiguous [T, hs] blocks, so the inner loops
     // below walk memory sequentially.
@@ -307,12 +308,12 @@ export class Llama2cModel implements HookableLM {
         for (let h = g * kvMul; h < (g + 1) * kvMul; h++) {
           for (let t = 0; t < T; t++) {
             const qo = (b * T + t) * dim + h * hs;
+            for (let i = 0; i < hs; i++) qh[i] = q[qo + i]! * scale;
             // scores and their max (for a stable softmax)
             let max = -Infinity;
             for (let s = 0, ks = 0; s <= t; s++, ks += hs) {
               let score = 0;
-              for (let i = 0; i < hs; i++) score += q[qo + i]! * kb[ks + i]!;
-              score *= scale;
+              for (let i = 0; i < hs; i++) score += qh[i]! * kb[ks + i]!;
               att[s] = score;
               if (score > max) max = score;
             }

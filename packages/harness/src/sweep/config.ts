@@ -1,0 +1,279 @@
+/**
+ * Sweep configuration: one zod-validated object (a preset, a JSON/TS file, then command-line overrides), the grid
+ * of points it expands to, and the cache keys that make each point skippable and resumable.
+ *
+ * A point is one SAE: (architecture, sparsity setting, seed, expansion). The sparsity setting is either a shared
+ * L0 target (λ-based architectures are calibrated to it, TopK uses k = target) or an explicit λ / k.
+ */
+import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type { ArchName } from '@saelab/core';
+import { ARCH_NAMES } from '../registry.js';
+import { hashOf } from '../train.js';
+
+const archEnum = z.enum(ARCH_NAMES as [ArchName, ...ArchName[]]);
+
+/** Training settings of one SAE; `archs.<name>` overrides them per architecture. */
+const trainingSchema = z
+  .object({
+    /** Training activations per point (steps = ceil(tokens / batch)). */
+    tokens: z.number().int().positive(),
+    batch: z.number().int().positive(),
+    /** Learning rate; default: the architecture's paper recipe (tuned for 10⁸–10⁹ tokens: too low for short runs). */
+    lr: z.number().positive().optional(),
+    lrWarmup: z.number().int().nonnegative().optional(),
+    sparsityWarmup: z.number().int().nonnegative().optional(),
+    lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']).optional(),
+    gradClip: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+const archOverrideSchema = trainingSchema.partial().strict();
+
+/** The default source's Longhorn LM (built once, cached by a hash of these settings). */
+export const lmBuildSchema = z
+  .object({
+    vocabSize: z.number().int().min(16),
+    dModel: z.number().int().positive(),
+    nLayers: z.number().int().positive(),
+    dState: z.number().int().positive().default(16),
+    contextLength: z.number().int().min(8),
+    batch: z.number().int().positive(),
+    steps: z.number().int().positive(),
+    lr: z.number().positive(),
+    warmupSteps: z.number().int().nonnegative().default(20),
+    seed: z.number().int().nonnegative().default(0),
+    /** Text characters per split to tokenise (caps the cost of tokenising the corpora for small presets). */
+    maxChars: z.number().int().positive().optional(),
+  })
+  .strict();
+export type LmBuildConfig = z.output<typeof lmBuildSchema>;
+
+export const sweepConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain name (letters, digits, . _ -)'),
+    /** `default` (the project's Longhorn LM on the npm corpora), `llama2c:PATH`, or `longhorn:DIR`. */
+    source: z.string().min(1).default('default'),
+    /** Pre-harvested activations instead of an LM: an activation-store folder or an [N, d] `.npy`/safetensors file. */
+    activations: z.string().min(1).optional(),
+    /** Hook site; default: the residual stream after the middle layer. */
+    site: z.string().min(1).optional(),
+    lm: lmBuildSchema,
+    data: z
+      .object({
+        corpus: z.string().default('sotu+brown'),
+        contextLength: z.number().int().min(2),
+        /** Training activations harvested from the train split. */
+        trainTokens: z.number().int().positive(),
+        /** Held-out tokens (validation split) for every metric, including ΔLM loss. */
+        evalTokens: z.number().int().positive(),
+        /** Windows per LM forward pass. */
+        batch: z.number().int().positive().default(16),
+        seed: z.number().int().nonnegative().default(0),
+      })
+      .strict(),
+    grid: z
+      .object({
+        architectures: z.array(archEnum).min(1),
+        /** Shared L0 targets: TopK uses k = target, λ-based architectures are calibrated to land near it. */
+        l0Targets: z.array(z.number().int().positive()).default([]),
+        /** Explicit sparsity values per architecture (λ, or k for topk), run without calibration. */
+        sparsity: z.partialRecord(archEnum, z.array(z.number().positive())).default({}),
+        seeds: z.array(z.number().int().nonnegative()).min(1).default([0]),
+        /** Dictionary size as a multiple of d_in. */
+        expansions: z.array(z.number().positive()).min(1).default([8]),
+      })
+      .strict(),
+    training: trainingSchema,
+    /** Per-architecture overrides of `training` (changing one reruns only that architecture's points). */
+    archs: z.partialRecord(archEnum, archOverrideSchema).default({}),
+    calibration: z
+      .object({
+        /** Length of a calibration run as a fraction of the point's training steps. */
+        stepsFraction: z.number().gt(0).max(1).default(0.3),
+        minSteps: z.number().int().positive().default(20),
+        maxIters: z.number().int().positive().default(8),
+        /** Accept when |L0 / target − 1| ≤ tolerance. */
+        tolerance: z.number().positive().default(0.15),
+        /** Full-length correction runs when the final L0 still misses the target by more than the tolerance. */
+        refineRuns: z.number().int().nonnegative().default(1),
+        seed: z.number().int().nonnegative().default(0),
+      })
+      .strict()
+      .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0 }),
+    eval: z.object({ batch: z.number().int().positive().default(4096) }).strict().default({ batch: 4096 }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const n = c.grid.l0Targets.length + Object.values(c.grid.sparsity).reduce((a, v) => a + (v?.length ?? 0), 0);
+    if (n === 0) ctx.addIssue({ code: 'custom', path: ['grid', 'l0Targets'], message: 'the grid is empty: give l0Targets or explicit sparsity values' });
+    for (const a of Object.keys(c.grid.sparsity)) {
+      if (!c.grid.architectures.includes(a as ArchName)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `'${a}' is not in grid.architectures` });
+    }
+    for (const k of c.grid.sparsity.topk ?? []) {
+      if (!Number.isInteger(k)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', 'topk'], message: `k must be an integer, got ${k}` });
+    }
+    if (c.source !== 'default' && !/^(llama2c|longhorn):.+/.test(c.source)) {
+      ctx.addIssue({ code: 'custom', path: ['source'], message: `expected default, llama2c:PATH or longhorn:DIR, got '${c.source}'` });
+    }
+  });
+export type SweepConfig = z.output<typeof sweepConfigSchema>;
+export type SweepConfigInput = z.input<typeof sweepConfigSchema>;
+
+/** Parses a config with every problem listed by its path. */
+export function parseSweepConfig(input: unknown, where = 'sweep config'): SweepConfig {
+  const r = sweepConfigSchema.safeParse(input);
+  if (!r.success) throw new Error(`invalid ${where}:\n${r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`);
+  return r.data;
+}
+
+export const PRESETS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../sweep-presets');
+
+export async function presetNames(): Promise<string[]> {
+  return (await readdir(PRESETS_DIR)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+}
+
+export async function loadPreset(name: string): Promise<Record<string, unknown>> {
+  const names = await presetNames();
+  if (!names.includes(name)) throw new Error(`unknown preset '${name}' (have ${names.join(', ')})`);
+  return JSON.parse(await readFile(join(PRESETS_DIR, `${name}.json`), 'utf8'));
+}
+
+/** A config file: JSON, or a TS/JS module whose default export is the config object. */
+export async function loadConfigFile(path: string): Promise<Record<string, unknown>> {
+  if (/\.[cm]?[jt]s$/.test(path)) {
+    const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
+    if (!mod.default || typeof mod.default !== 'object') throw new Error(`${path}: the default export must be a sweep config object`);
+    return mod.default as Record<string, unknown>;
+  }
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: cannot read the sweep config (${(e as Error).message})`);
+  }
+}
+
+/** Deep merge of plain objects (arrays and scalars in `over` replace). */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] = isPlain(v) && isPlain(b) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `a.b.c=value` (value parsed as JSON when it parses, else a string) → { a: { b: { c: value } } }. */
+export function parseSetOverride(expr: string): Record<string, unknown> {
+  const eq = expr.indexOf('=');
+  if (eq <= 0) throw new Error(`--set '${expr}': expected path.to.key=value`);
+  const path = expr.slice(0, eq).split('.');
+  const raw = expr.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+  }
+  return path.reduceRight<Record<string, unknown>>((acc, key, i) => (i === path.length - 1 ? { [key]: value } : { [key]: acc }), {} as Record<string, unknown>) as Record<string, unknown>;
+}
+
+/** Command-line flags that override the config. */
+export interface SweepFlags {
+  preset?: string;
+  config?: string;
+  source?: string;
+  activations?: string;
+  site?: string;
+  archs?: string[];
+  l0?: number[];
+  seeds?: number[];
+  expansions?: number[];
+  tokens?: number;
+  set?: string[];
+}
+
+/** preset (default: 'default') ← config file ← flags, validated once. */
+export async function resolveSweepConfig(flags: SweepFlags): Promise<SweepConfig> {
+  let cfg: Record<string, unknown> = flags.config ? {} : await loadPreset(flags.preset ?? 'default');
+  if (flags.config) {
+    const file = await loadConfigFile(flags.config);
+    cfg = flags.preset ? deepMerge(await loadPreset(flags.preset), file) : file;
+  }
+  const over: Record<string, unknown> = {
+    source: flags.source,
+    activations: flags.activations,
+    site: flags.site,
+    grid: stripUndefined({ architectures: flags.archs, l0Targets: flags.l0, seeds: flags.seeds, expansions: flags.expansions }),
+    training: stripUndefined({ tokens: flags.tokens }),
+  };
+  cfg = deepMerge(cfg, over);
+  for (const s of flags.set ?? []) cfg = deepMerge(cfg, parseSetOverride(s));
+  return parseSweepConfig(cfg, flags.config ?? `preset '${flags.preset ?? 'default'}'`);
+}
+const stripUndefined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+// ---------------------------------------------------------------------------------------------------------------
+// Points
+
+export interface PointSpec {
+  /** Stable, human-readable id, e.g. `relu-l0_16-x8-s0`. */
+  id: string;
+  arch: ArchName;
+  /** L0 target (calibrated), or null for an explicit sparsity value. */
+  target: number | null;
+  /** Explicit λ (or k for topk) when target is null. */
+  sparsity: number | null;
+  seed: number;
+  expansion: number;
+}
+
+/** Every point of the grid, ordered by architecture, then expansion, then sparsity, then seed (calibration reuse). */
+export function expandGrid(c: SweepConfig): PointSpec[] {
+  const out: PointSpec[] = [];
+  for (const arch of c.grid.architectures) {
+    for (const expansion of c.grid.expansions) {
+      const settings: { target: number | null; sparsity: number | null }[] = [
+        ...[...c.grid.l0Targets].sort((a, b) => a - b).map((t) => ({ target: t, sparsity: null })),
+        ...(c.grid.sparsity[arch] ?? []).map((s) => ({ target: null, sparsity: s })),
+      ];
+      for (const s of settings) {
+        for (const seed of c.grid.seeds) {
+          const knob = s.target !== null ? `l0_${s.target}` : arch === 'topk' ? `k_${s.sparsity}` : `lam_${s.sparsity}`;
+          out.push({ id: `${arch}-${knob}-x${expansion}-s${seed}`, arch, ...s, seed, expansion });
+        }
+      }
+    }
+  }
+  const ids = new Set(out.map((p) => p.id));
+  if (ids.size !== out.length) throw new Error('the grid has duplicate points (repeated values in a grid list?)');
+  return out;
+}
+
+/** Training settings of one architecture: `training` with `archs.<arch>` applied. */
+export function trainingFor(c: SweepConfig, arch: ArchName): z.output<typeof trainingSchema> {
+  return { ...c.training, ...stripUndefined((c.archs[arch] ?? {}) as Record<string, unknown>) } as z.output<typeof trainingSchema>;
+}
+
+/**
+ * What determines a point's result: its spec, its architecture's training settings, the calibration settings
+ * (λ-based archs with a target), the data fingerprint and the code version. Nothing about other architectures.
+ */
+export function pointKey(c: SweepConfig, p: PointSpec, dataFingerprint: string, codeVersion: string): Record<string, unknown> {
+  const calibrated = p.target !== null && p.arch !== 'topk';
+  return {
+    point: { arch: p.arch, target: p.target, sparsity: p.sparsity, seed: p.seed, expansion: p.expansion },
+    training: trainingFor(c, p.arch),
+    calibration: calibrated ? c.calibration : null,
+    evalBatch: c.eval.batch,
+    data: dataFingerprint,
+    code: codeVersion,
+  };
+}
+
+export const pointHash = (c: SweepConfig, p: PointSpec, dataFingerprint: string, codeVersion: string) => hashOf(pointKey(c, p, dataFingerprint, codeVersion));

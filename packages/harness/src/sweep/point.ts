@@ -1,0 +1,277 @@
+/**
+ * One sweep point, start to finish: (calibrate λ) → train → held-out metrics → ΔLM loss by splicing x̂ into the
+ * LM → `result.json`. Everything lives in `<cache>/points/<hash>/`, the hash covering the point's settings, the
+ * data fingerprint and the code version, so a finished point is never recomputed and an interrupted one resumes
+ * from the trainer's checkpoint. Calibrations are cached per (architecture settings, target) and shared by seeds.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { cpus, platform } from 'node:os';
+import { join } from 'node:path';
+import { spliceCrossEntropy } from '@saelab/activations';
+import { type GemmEngine, type MetricsSummary, ceRecovered, defaultEngine, deltaLmLoss, writeFileAtomic } from '@saelab/core';
+import { type ActivationInput, rowRange } from '../data.js';
+import { evaluateSae, metricsJson } from '../evaluate.js';
+import { getArchitecture } from '../registry.js';
+import { loadSae } from '../sae-folder.js';
+import { type TrainOptions, type TrainResult, hashOf, trainSae } from '../train.js';
+import { type CalibrationProbe, type CalibrationResult, calibrateLambda, l0Slope, lambdaFromHints } from './calibrate.js';
+import { codeVersion } from './code-version.js';
+import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
+import type { SweepData } from './dataset.js';
+
+export const RESULT_FILE = 'result.json';
+
+export interface LmResult {
+  ceClean: number;
+  ceSpliced: number;
+  ceZero: number;
+  deltaLoss: number;
+  ceRecovered: number | null;
+  tokens: number;
+}
+
+export interface PointResult {
+  id: string;
+  hash: string;
+  arch: string;
+  target: number | null;
+  seed: number;
+  expansion: number;
+  dSae: number;
+  /** The sparsity setting the final SAE was trained with. */
+  sparsity: { knob: 'lambda' | 'k'; value: number };
+  calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
+  metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
+  lm: LmResult | null;
+  train: { steps: number; tokens: number; seconds: number; tokensPerSecond: number; calibrationSeconds: number };
+  provenance: Record<string, unknown>;
+}
+
+export interface PointContext {
+  config: SweepConfig;
+  data: SweepData;
+  cacheDir: string;
+  engine?: GemmEngine;
+  quiet?: boolean;
+  signal?: AbortSignal;
+  log: (s: string) => void;
+}
+
+export function pointDir(ctx: Pick<PointContext, 'config' | 'data' | 'cacheDir'>, p: PointSpec): string {
+  return join(ctx.cacheDir, 'points', `${p.id}-${pointHash(ctx.config, p, ctx.data.fingerprint, codeVersion(p.arch))}`);
+}
+
+export async function readCachedPoint(ctx: Pick<PointContext, 'config' | 'data' | 'cacheDir'>, p: PointSpec): Promise<PointResult | null> {
+  const f = join(pointDir(ctx, p), RESULT_FILE);
+  return existsSync(f) ? (JSON.parse(await readFile(f, 'utf8')) as PointResult) : null;
+}
+
+export class SweepInterrupted extends Error {
+  constructor(id: string) {
+    super(`interrupted while training ${id}; run the same command again to resume`);
+  }
+}
+
+const asInput = (src: { rows: number; d: number; readRows: ActivationInput['readRows'] }, description: string, fingerprint: string): ActivationInput => ({
+  rows: src.rows,
+  d: src.d,
+  readRows: (s, n) => src.readRows(s, n),
+  description,
+  fingerprint,
+  close: async () => undefined,
+});
+
+/** Runs (or loads) one point. */
+export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ result: PointResult; cached: boolean }> {
+  const cached = await readCachedPoint(ctx, p);
+  if (cached) return { result: cached, cached: true };
+  const { config: c, data } = ctx;
+  const arch = getArchitecture(p.arch);
+  const code = codeVersion(p.arch);
+  const hash = pointHash(c, p, data.fingerprint, code);
+  const dir = pointDir(ctx, p);
+  await mkdir(dir, { recursive: true });
+  const engine = ctx.engine ?? (await defaultEngine());
+  const t = trainingFor(c, p.arch);
+  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
+  const base: Omit<TrainOptions, 'out'> = {
+    arch: p.arch,
+    activations: data.description,
+    expansion: p.expansion,
+    batch: t.batch,
+    seed: p.seed,
+    lr: t.lr,
+    lrWarmup: t.lrWarmup,
+    sparsityWarmup: t.sparsityWarmup,
+    lrSchedule: t.lrSchedule,
+    gradClip: t.gradClip,
+    hookName: data.site,
+    modelName: data.lm?.description,
+    checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
+  };
+
+  // The sparsity setting: k = target for TopK, a calibrated λ for the others, or the explicit value.
+  const t0 = performance.now();
+  let calibration: CalibrationResult | null = null;
+  let value: number;
+  if (p.target === null) value = p.sparsity!;
+  else if (arch.sparsityKnob === 'k') value = p.target;
+  else {
+    calibration = await calibrate(ctx, p, base, steps);
+    value = calibration.lambda;
+  }
+  const calibrationSeconds = (performance.now() - t0) / 1000;
+
+  const full = (out: string, v: number): Promise<TrainResult> =>
+    trainSae(
+      { ...base, out, steps, evalRows: data.heldOutRows, quiet: ctx.quiet ?? false, ...(arch.sparsityKnob === 'k' ? { k: v } : { sparsity: v }) },
+      { engine, signal: ctx.signal, source: asInput(data.combined, data.description, data.fingerprint) },
+    );
+  const saeDir = join(dir, 'sae');
+  let r = await full(saeDir, value);
+  if (r.interrupted) throw new SweepInterrupted(p.id);
+
+  // Refinement: short calibration runs can land off; one full-length correction along the fitted slope.
+  const refined: CalibrationProbe[] = [];
+  if (calibration && p.target !== null) {
+    for (let i = 0; i < c.calibration.refineRuns; i++) {
+      const miss = Math.abs(Math.log(Math.max(r.metrics.l0.mean, 1e-3) / p.target));
+      if (miss <= Math.log1p(c.calibration.tolerance)) break;
+      const slope = l0Slope([...calibration.trace, ...refined, { lambda: value, l0: r.metrics.l0.mean }]);
+      const next = value * Math.exp((Math.log(p.target) - Math.log(Math.max(r.metrics.l0.mean, 1e-3))) / slope);
+      ctx.log(`  ${p.id}: full-length L0 ${r.metrics.l0.mean.toFixed(1)} misses ${p.target}; retraining at λ ${next.toPrecision(3)}`);
+      refined.push({ lambda: value, l0: r.metrics.l0.mean });
+      const alt = join(dir, 'sae-refine');
+      const r2 = await full(alt, next);
+      if (r2.interrupted) throw new SweepInterrupted(p.id);
+      const miss2 = Math.abs(Math.log(Math.max(r2.metrics.l0.mean, 1e-3) / p.target));
+      refined.push({ lambda: next, l0: r2.metrics.l0.mean });
+      if (miss2 < miss) {
+        await rm(saeDir, { recursive: true, force: true });
+        await rename(alt, saeDir);
+        r = { ...r2, out: saeDir };
+        value = next;
+      } else await rm(alt, { recursive: true, force: true });
+    }
+  }
+
+  const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, saeDir, c.data.batch) : null;
+  const result: PointResult = {
+    id: p.id,
+    hash,
+    arch: p.arch,
+    target: p.target,
+    seed: p.seed,
+    expansion: p.expansion,
+    dSae: Math.round(p.expansion * data.d),
+    sparsity: { knob: arch.sparsityKnob, value },
+    calibration: calibration ? { ...calibration, refined } : null,
+    metrics: metricsJson(r.metrics) as PointResult['metrics'],
+    lm,
+    train: { steps: r.steps, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, calibrationSeconds },
+    provenance: {
+      key: pointKey(c, p, data.fingerprint, code),
+      codeVersion: code,
+      dataFingerprint: data.fingerprint,
+      data: data.description,
+      site: data.site,
+      machine: machineInfo(),
+      finishedAt: new Date().toISOString(),
+    },
+  };
+  await writeFileAtomic(join(dir, RESULT_FILE), JSON.stringify(result, null, 2) + '\n');
+  return { result, cached: false };
+}
+
+export function machineInfo(): Record<string, unknown> {
+  const cpu = cpus();
+  return { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, platform: platform(), node: process.version };
+}
+
+/** ΔLM loss and CE recovered on the held-out windows, `batchWindows` windows per forward pass. */
+async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number): Promise<LmResult> {
+  const { lm, evalWindows: ev, site } = ctx.data;
+  const sae = await loadSae(saeDir);
+  const engine = ctx.engine ?? (await defaultEngine());
+  const reconstruct = async (x: { data: Float32Array; shape: number[] }) =>
+    sae.arch.decode(sae.params, await sae.arch.encode(sae.params, x, sae.cfg, { engine }), sae.cfg, { engine });
+  let clean = 0;
+  let spliced = 0;
+  let zero = 0;
+  const T = ev!.seqLen;
+  for (let w = 0; w < ev!.windows; w += batchWindows) {
+    const B = Math.min(batchWindows, ev!.windows - w);
+    const r = await spliceCrossEntropy(lm!.lm, ev!.tokens.subarray(w * T, (w + B) * T), B, T, site, reconstruct);
+    // Every window contributes T − 1 predictions, so a window-weighted mean is the per-token mean.
+    clean += r.ceClean * B;
+    spliced += r.ceSpliced * B;
+    zero += r.ceZero * B;
+  }
+  const n = ev!.windows;
+  const [ceClean, ceSpliced, ceZero] = [clean / n, spliced / n, zero / n];
+  return {
+    ceClean,
+    ceSpliced,
+    ceZero,
+    deltaLoss: deltaLmLoss(ceClean, ceSpliced),
+    ceRecovered: ceZero === ceClean ? null : ceRecovered(ceClean, ceSpliced, ceZero),
+    tokens: n * (T - 1),
+  };
+}
+
+/** Calibrated λ for a point's target: cached per (arch settings, target), shared across seeds. */
+async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOptions, 'out'>, steps: number): Promise<CalibrationResult> {
+  const { config: c, data } = ctx;
+  const cal = c.calibration;
+  const family = hashOf({ arch: p.arch, expansion: p.expansion, training: trainingFor(c, p.arch), cal, data: data.fingerprint, code: codeVersion(p.arch) });
+  const famDir = join(ctx.cacheDir, 'calibration', `${p.arch}-${family}`);
+  const file = join(famDir, `l0_${p.target}.json`);
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as CalibrationResult;
+  await mkdir(famDir, { recursive: true });
+
+  const hints: CalibrationProbe[] = [];
+  for (const f of await readdir(famDir)) {
+    if (/^l0_\d+\.json$/.test(f)) hints.push(...(JSON.parse(await readFile(join(famDir, f), 'utf8')) as CalibrationResult).trace);
+  }
+  const arch = getArchitecture(p.arch);
+  const calSteps = Math.min(steps, Math.max(cal.minSteps, Math.round(cal.stepsFraction * steps)));
+  const scale = calSteps / steps;
+  const calRows = Math.max(1, Math.min(4096, Math.floor(data.trainRows * 0.05)));
+  const source = asInput(rowRange(data.combined, 0, data.trainRows), `${data.description} (calibration)`, `${data.fingerprint}/train`);
+  const tmp = join(famDir, `tmp-${process.pid}-${p.target}`);
+  const engine = ctx.engine ?? (await defaultEngine());
+  try {
+    const result = await calibrateLambda({
+      target: p.target!,
+      initialLambda: lambdaFromHints(p.target!, hints) ?? arch.recipe.defaultSparsity,
+      tolerance: cal.tolerance,
+      maxIters: cal.maxIters,
+      probe: async (lambda) => {
+        const r = await trainSae(
+          {
+            ...base,
+            seed: cal.seed,
+            out: tmp,
+            steps: calSteps,
+            sparsity: lambda,
+            evalRows: calRows,
+            quiet: true,
+            checkpointEvery: calSteps + 1,
+            lrWarmup: base.lrWarmup === undefined ? undefined : Math.round(base.lrWarmup * scale),
+            sparsityWarmup: base.sparsityWarmup === undefined ? undefined : Math.round(base.sparsityWarmup * scale),
+          },
+          { engine, signal: ctx.signal, source },
+        );
+        if (r.interrupted) throw new SweepInterrupted(p.id);
+        return r.metrics.l0.mean;
+      },
+      onProbe: (pr, i) => ctx.log(`  calibrate ${p.arch} → L0 ${p.target}: #${i} λ ${pr.lambda.toPrecision(3)} → L0 ${pr.l0.toFixed(1)} (${calSteps} steps)`),
+    });
+    await writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
+    return result;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+    await rm(`${tmp}.train-state.safetensors`, { force: true });
+  }
+}
