@@ -9,6 +9,7 @@ import { evaluateSae, metricsJson } from './evaluate.js';
 import { ARCH_NAMES } from './registry.js';
 import { loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
+import { registerDataCommands } from './data-commands.js';
 
 const num = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -122,6 +123,7 @@ export function buildProgram(): Command {
         process.stderr.write(`wrote ${opts.out} [${r.rows} × ${r.cols}]\n`);
       });
   }
+  registerDataCommands(program);
   return program;
 }
 

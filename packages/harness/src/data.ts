@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
+import { openActivationStore } from '@saelab/activations';
 import { type RowSource, openActivationFile } from '@saelab/core';
 
 export interface ActivationInput extends RowSource {
@@ -31,8 +32,21 @@ export async function fileFingerprint(path: string): Promise<string> {
   }
 }
 
-/** Opens `.npy`, `.safetensors` (optionally `file#tensor`). */
+/** Opens `.npy`, `.safetensors` (optionally `file#tensor`), or an activation-store folder (`saelab harvest`). */
 export async function openActivations(spec: string): Promise<ActivationInput> {
+  if ((await stat(spec).catch(() => null))?.isDirectory()) {
+    const store = openActivationStore(spec);
+    const m = store.manifest;
+    const fingerprint = createHash('sha256').update(m.shards.map((s) => s.sha256).join(',')).digest('hex');
+    return {
+      rows: store.rows,
+      d: store.d,
+      readRows: (s, n) => store.readRows(s, n),
+      description: `${spec} [${store.rows} × ${store.d}, ${m.dtype}] from ${m.source} @ ${m.site} (${m.corpus.name}/${m.corpus.split})`,
+      fingerprint,
+      close: () => store.close(),
+    };
+  }
   const file = await openActivationFile(spec);
   const fingerprint = await fileFingerprint(file.path);
   return {

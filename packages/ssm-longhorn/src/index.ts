@@ -1,4 +1,5 @@
 export * from './scan.js';
+export * from './scan-pool.js';
 export * from './ops.js';
 export * from './mixer.js';
 export * from './model.js';

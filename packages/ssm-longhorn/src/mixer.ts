@@ -7,7 +7,8 @@
  *   (Mamba: dt_proj.*); A_log [d_inner, n] (Mamba only); D [d_inner]; out_proj.weight [d_model, d_inner].
  */
 import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } from '@saelab/core';
-import { type ScanSaved, type Transition, scanBackward, scanForward, scanStep } from './scan.js';
+import { type ScanSaved, type Transition, scanStep } from './scan.js';
+import { scanBackwardParallel, scanForwardParallel } from './scan-pool.js';
 import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, silu, siluGrad } from './ops.js';
 
 export interface MixerDims {
@@ -135,7 +136,7 @@ export async function mixerForward(
   // 5. y = scan(x, k, q, z_β) + D ⊙ x
   const shape = { batch: B, seqLen: L, dInner: di, dState: n };
   const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
-  const { y: yScan, saved } = scanForward(m.variant, shape, { x: xs.data, z: zb, k, q, aLog }, { chunk: m.scanChunk });
+  const { y: yScan, saved } = await scanForwardParallel(m.variant, shape, { x: xs.data, z: zb, k, q, aLog }, { chunk: m.scanChunk });
   const y = yScan as Float32Array;
   const D = P(params, prefix, 'D').data;
   // 6. gate and project out
@@ -177,7 +178,7 @@ export async function mixerBackward(
   const D = P(params, prefix, 'D').data;
   const gD = new Float64Array(di);
   const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
-  const sg = scanBackward({ x: c.xs.data, z: c.zb, k: c.k, q: c.q, aLog }, c.scan, gy);
+  const sg = await scanBackwardParallel({ x: c.xs.data, z: c.zb, k: c.k, q: c.q, aLog }, c.scan, gy);
   const gxs = sg.gx as Float32Array;
   for (let r = 0; r < rows; r++) {
     for (let i = 0, o = r * di; i < di; i++, o++) {

@@ -13,7 +13,7 @@ parentPort!.on('message', (job: ScanJob) => {
   try {
     if (job.op === 'fwd') {
       const { y, saved } = scanForward(job.kind, job.shape, job.inp, { chunk: job.chunk });
-      parentPort!.postMessage({ y, coef: saved.coef, checkpoints: saved.checkpoints }, [y.buffer as ArrayBuffer, saved.coef.buffer, saved.checkpoints.buffer]);
+      parentPort!.postMessage({ y, coef: saved.coef, checkpoints: saved.checkpoints }, [y.buffer, saved.coef.buffer, saved.checkpoints.buffer] as ArrayBuffer[]);
     } else {
       const g = scanBackward(job.inp, job.saved, job.gy);
       parentPort!.postMessage(g, buffersOf(g as unknown as Record<string, unknown>));

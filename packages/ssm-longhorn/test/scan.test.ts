@@ -174,3 +174,29 @@ describe('scan input checks', () => {
     }
   });
 });
+
+describe('parallel scan over the batch (worker threads)', () => {
+  it.each(TRANSITIONS)('%s: same outputs and gradients as the single-threaded kernel', async (kind) => {
+    const { scanForwardParallel, scanBackwardParallel, setScanThreads, scanThreads } = await import('../src/scan-pool.js');
+    const before = scanThreads();
+    setScanThreads(3);
+    try {
+      const sh: ScanShape = { batch: 5, seqLen: 13, dInner: 4, dState: 3 };
+      const inp = randomInputs(sh, 11, Float32Array);
+      const gy = randomInputs(sh, 12, Float32Array).x;
+      const seq = scanForward(kind, sh, inp, { chunk: 4 });
+      const par = await scanForwardParallel(kind, sh, inp, { chunk: 4 });
+      expect(par.y).toEqual(seq.y);
+      expect(par.saved.checkpoints).toEqual(seq.saved.checkpoints);
+      const gs = scanBackward(inp, seq.saved, gy);
+      const gp = await scanBackwardParallel(inp, par.saved, gy);
+      expect(gp.gx).toEqual(gs.gx);
+      expect(gp.gz).toEqual(gs.gz);
+      expect(gp.gk).toEqual(gs.gk);
+      expect(gp.gq).toEqual(gs.gq);
+      if (kind === 'mamba') expect(maxRelErr(gp.gALog!, gs.gALog!)).toBeLessThan(1e-5);
+    } finally {
+      setScanThreads(before);
+    }
+  });
+});

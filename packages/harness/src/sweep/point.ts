@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { spliceCrossEntropy } from '@saelab/activations';
 import { type GemmEngine, type MetricsSummary, ceRecovered, defaultEngine, deltaLmLoss, writeFileAtomic } from '@saelab/core';
 import { type ActivationInput, rowRange } from '../data.js';
-import { evaluateSae, metricsJson } from '../evaluate.js';
+import { metricsJson } from '../evaluate.js';
 import { getArchitecture } from '../registry.js';
 import { loadSae } from '../sae-folder.js';
 import { type TrainOptions, type TrainResult, hashOf, trainSae } from '../train.js';

@@ -1,0 +1,75 @@
+/**
+ * Frontier plots: a Vega-Lite spec (one panel per metric, log-x L0, one colour per series; every point faint,
+ * seed-mean frontier as a line over them, min–max seed band when seeds > 1), rendered to SVG by Vega in Node
+ * (renderer 'none': no canvas needed) and to PNG by resvg. Why these libraries: docs/sweep.md.
+ */
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { FrontierSummary } from './frontier.js';
+
+export const SERIES_COLOURS = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#eeca3b', '#9d755d'];
+
+export interface PlotPanel {
+  summary: FrontierSummary;
+  title: string;
+  yTitle: string;
+  /** Every individual point (all seeds). */
+  points: { series: string; l0: number; y: number; seed: number; id: string }[];
+}
+
+export function frontierSpec(panels: PlotPanel[], seriesOrder: string[]): vl.TopLevelSpec {
+  const colour = { field: 'series', type: 'nominal', title: 'architecture', scale: { domain: seriesOrder, range: SERIES_COLOURS.slice(0, seriesOrder.length) } } as const;
+  const x = { field: 'l0', type: 'quantitative', title: 'L0 (active latents per token, log scale)', scale: { type: 'log', nice: false } } as const;
+  const layers = (p: PlotPanel) => {
+    const frontier = p.summary.series.flatMap((s) => s.frontier.map((f, i) => ({ series: s.name, l0: f.l0, y: f.y, order: i })));
+    const bands = p.summary.series.flatMap((s) => s.means.map((m) => ({ series: s.name, l0: m.l0, yMin: m.yMin, yMax: m.yMax })));
+    const yEnc = { field: 'y', type: 'quantitative', title: p.yTitle, scale: { zero: false } } as const;
+    const out: unknown[] = [];
+    if (p.summary.seeds > 1) {
+      out.push({
+        data: { values: bands },
+        mark: { type: 'area', opacity: 0.18 },
+        encoding: { x, y: { field: 'yMin', type: 'quantitative', title: p.yTitle }, y2: { field: 'yMax' }, color: colour, order: { field: 'l0' } },
+      });
+    }
+    out.push({
+      data: { values: p.points },
+      mark: { type: 'point', filled: true, opacity: 0.45, size: 40 },
+      encoding: { x, y: yEnc, color: colour, tooltip: [{ field: 'id' }, { field: 'l0' }, { field: 'y' }] },
+    });
+    out.push({
+      data: { values: frontier },
+      mark: { type: 'line', strokeWidth: 2.5, point: { size: 60 } },
+      encoding: { x, y: yEnc, color: colour, order: { field: 'order' } },
+    });
+    return out;
+  };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    background: 'white',
+    config: { font: 'DejaVu Sans, Arial, sans-serif', view: { stroke: '#ccc' } },
+    hconcat: panels.map((p) => ({ title: p.title, width: 380, height: 280, layer: layers(p) })),
+    resolve: { scale: { color: 'shared' } },
+  } as unknown as vl.TopLevelSpec;
+}
+
+export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** PNG at `scale`× the SVG's size; text uses the system's DejaVu/Arial/sans fonts. */
+export function renderPng(svg: string, scale = 2): Uint8Array {
+  const r = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    background: 'white',
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans', sansSerifFamily: 'DejaVu Sans' },
+  });
+  return new Uint8Array(r.render().asPng());
+}

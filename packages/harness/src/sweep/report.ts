@@ -1,0 +1,117 @@
+/**
+ * The human-readable report: `report.md` (links frontier.png) and `report.html` (self-contained: the SVG inline,
+ * no scripts, no external files), both with the plain-language findings, the area table and one table per
+ * architecture.
+ */
+import type { FrontierSummary } from './frontier.js';
+import type { PointResult } from './point.js';
+
+export interface ReportInput {
+  title: string;
+  command: string;
+  createdAt: string;
+  data: string;
+  lm: { ceClean: number; ceZero: number } | null;
+  summaries: FrontierSummary[];
+  points: PointResult[];
+  provenance: Record<string, unknown>;
+  wallSeconds: number;
+}
+
+const f = (v: number | null | undefined, digits = 3) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : Math.abs(v) !== 0 && (Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toPrecision(digits);
+
+function areaTable(s: FrontierSummary): string[][] {
+  return [
+    ['series', 'frontier points', `area (${s.metric} · ln L0)`, `mean ${s.metric} over range`],
+    ...s.series.map((x) => [x.name, String(x.frontier.length), f(x.area, 4), f(x.meanOverRange, 4)]),
+  ];
+}
+
+function pointTable(points: PointResult[]): string[][] {
+  return [
+    ['point', 'target', 'λ / k', 'L0 (p10/p50/p90)', 'MSE', 'FVU', 'ΔLM loss', 'CE rec.', 'shrinkage', 'dead', 'dense', 'train s', 'tok/s'],
+    ...points.map((p) => [
+      p.id,
+      p.target === null ? '–' : String(p.target),
+      p.sparsity.knob === 'k' ? String(p.sparsity.value) : f(p.sparsity.value, 3),
+      `${p.metrics.l0.mean.toFixed(1)} (${f(p.metrics.l0.p10)}/${f(p.metrics.l0.p50)}/${f(p.metrics.l0.p90)})`,
+      f(p.metrics.mse),
+      f(p.metrics.fvu),
+      f(p.lm?.deltaLoss),
+      f(p.lm?.ceRecovered),
+      f(p.metrics.shrinkage as number | null),
+      f(p.metrics.deadFraction as number),
+      f(p.metrics.denseFraction as number),
+      p.train.seconds.toFixed(1),
+      String(Math.round(p.train.tokensPerSecond)),
+    ]),
+  ];
+}
+
+const mdTable = (rows: string[][]) => [`| ${rows[0]!.join(' | ')} |`, `|${rows[0]!.map(() => '---').join('|')}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const htmlTable = (rows: string[][]) =>
+  `<table><thead><tr>${rows[0]!.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${rows
+    .slice(1)
+    .map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+
+function byArch(points: PointResult[]): [string, PointResult[]][] {
+  const m = new Map<string, PointResult[]>();
+  for (const p of points) m.set(p.arch, [...(m.get(p.arch) ?? []), p]);
+  return [...m.entries()].map(([a, ps]) => [a, ps.sort((x, y) => x.metrics.l0.mean - y.metrics.l0.mean)]);
+}
+
+function intro(r: ReportInput): string[] {
+  return [
+    `Data: ${r.data}.`,
+    r.lm
+      ? `Language-model baseline on the held-out tokens: CE clean ${r.lm.ceClean.toFixed(4)} nats/token, CE with the site zero-ablated ${r.lm.ceZero.toFixed(4)}.`
+      : 'No language model (activations given directly): fidelity is FVU, and ΔLM loss / CE recovered are not available.',
+    `${r.points.length} points; sweep wall time ${r.wallSeconds.toFixed(0)} s (cached points cost ~0 s).`,
+  ];
+}
+
+export function renderMarkdown(r: ReportInput): string {
+  const out = [`# ${r.title}`, '', `Command: \`${r.command}\`  `, `Created: ${r.createdAt}`, '', ...intro(r).map((l) => `${l}  `), '', '![frontiers](frontier.png)', ''];
+  for (const s of r.summaries) {
+    out.push(`## Findings: ${s.metric}`, '', ...s.statements.map((l) => `- ${l}`), '', mdTable(areaTable(s)), '');
+  }
+  out.push('## Points by architecture', '');
+  for (const [arch, ps] of byArch(r.points)) out.push(`### ${arch}`, '', mdTable(pointTable(ps)), '');
+  out.push('## Provenance', '', '```json', JSON.stringify(r.provenance, null, 2), '```', '');
+  return out.join('\n');
+}
+
+export function renderHtml(r: ReportInput, svg: string): string {
+  const body = [
+    `<h1>${esc(r.title)}</h1>`,
+    `<p class="meta">Command: <code>${esc(r.command)}</code><br>Created: ${esc(r.createdAt)}</p>`,
+    ...intro(r).map((l) => `<p>${esc(l)}</p>`),
+    `<figure id="frontier-plot">${svg.replace(/^<\?xml[^>]*>/, '')}<figcaption>Fidelity vs L0 (log scale): faint dots are individual SAEs, lines the Pareto frontier of seed means${r.summaries[0]?.seeds && r.summaries[0].seeds > 1 ? ', shaded bands the seed min–max' : ''}.</figcaption></figure>`,
+  ];
+  for (const s of r.summaries) {
+    body.push(`<h2>Findings: ${esc(s.metric)}</h2><ul>${s.statements.map((l) => `<li>${esc(l)}</li>`).join('')}</ul>`, htmlTable(areaTable(s)));
+  }
+  body.push('<h2>Points by architecture</h2>');
+  for (const [arch, ps] of byArch(r.points)) body.push(`<h3>${esc(arch)}</h3>`, htmlTable(pointTable(ps)));
+  body.push(`<h2>Provenance</h2><pre>${esc(JSON.stringify(r.provenance, null, 2))}</pre>`);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<style>
+body { font-family: 'DejaVu Sans', Arial, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+figcaption, .meta { color: #555; font-size: 0.9em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+</style></head>
+<body>
+${body.join('\n')}
+</body></html>
+`;
+}

@@ -1,0 +1,154 @@
+/**
+ * Parallel scan over the batch: batch elements are independent, and [B, L, ·] layouts make a batch range a
+ * contiguous slice, so each worker thread runs the very same kernel (scan.ts) on its slice and the main thread
+ * takes one slice itself. Results are bit-identical to the single-threaded kernel (only ∂A_log, a sum over the
+ * batch, is reduced in a different order).
+ *
+ * Threads: SAELAB_SCAN_THREADS, else os.availableParallelism(); `setScanThreads(1)` turns workers off.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { type FloatArray, type ScanGrads, type ScanInputs, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, scanBackward, scanForward } from './scan.js';
+import type { ScanJob } from './scan-worker.js';
+
+let threads = Math.max(1, Number(process.env.SAELAB_SCAN_THREADS ?? availableParallelism()) || 1);
+
+/** Number of threads (main included) the batched scan uses. */
+export function setScanThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setScanThreads: need a positive integer, got ${n}`);
+  threads = n;
+}
+export const scanThreads = () => threads;
+
+interface PoolWorker {
+  worker: Worker;
+  queue: Promise<unknown>;
+}
+const workers: PoolWorker[] = [];
+
+function spawn(): PoolWorker {
+  const worker = new Worker(new URL('./scan-worker-boot.mjs', import.meta.url), {
+    workerData: { entry: new URL('./scan-worker.ts', import.meta.url).href },
+  });
+  worker.unref(); // an idle pool never keeps the process alive
+  return { worker, queue: Promise.resolve() };
+}
+
+/** Runs one job on worker i (jobs on the same worker are queued). */
+function run<T>(i: number, job: ScanJob, transfer: ArrayBuffer[]): Promise<T> {
+  while (workers.length <= i) workers.push(spawn());
+  const pw = workers[i]!;
+  const p = pw.queue.then(
+    () =>
+      new Promise<T>((resolve, reject) => {
+        const w = pw.worker;
+        w.ref();
+        const done = () => {
+          w.off('message', onMsg);
+          w.off('error', onErr);
+          w.unref();
+        };
+        const onMsg = (m: T & { error?: string }) => {
+          done();
+          if (m.error) reject(new Error(m.error));
+          else resolve(m);
+        };
+        const onErr = (e: Error) => {
+          done();
+          reject(e);
+        };
+        w.on('message', onMsg);
+        w.on('error', onErr);
+        w.postMessage(job, transfer);
+      }),
+  );
+  pw.queue = p.catch(() => undefined);
+  return p;
+}
+
+/** Batch ranges for `parts` slices. */
+function ranges(B: number, parts: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let p = 0; p < parts; p++) out.push([Math.floor((p * B) / parts), Math.floor(((p + 1) * B) / parts)]);
+  return out;
+}
+
+const cut = (a: FloatArray, b0: number, b1: number, per: number, copy: boolean): FloatArray =>
+  copy ? a.slice(b0 * per, b1 * per) : a.subarray(b0 * per, b1 * per);
+
+function sliceInputs(inp: ScanInputs, s: ScanShape, b0: number, b1: number, copy: boolean): ScanInputs {
+  const { seqLen: L, dInner: d, dState: n } = s;
+  return {
+    x: cut(inp.x, b0, b1, L * d, copy),
+    z: cut(inp.z, b0, b1, L * d, copy),
+    k: cut(inp.k, b0, b1, L * n, copy),
+    q: cut(inp.q, b0, b1, L * n, copy),
+    aLog: inp.aLog ? (copy ? inp.aLog.slice() : inp.aLog) : undefined,
+  };
+}
+
+const alloc = (like: FloatArray, len: number): FloatArray => (like instanceof Float64Array ? new Float64Array(len) : new Float32Array(len));
+
+/** `scanForward` split over threads. */
+export async function scanForwardParallel(
+  kind: Transition, shape: ScanShape, inp: ScanInputs, opts: { chunk?: number } = {},
+): Promise<{ y: FloatArray; saved: ScanSaved }> {
+  const parts = Math.min(threads, shape.batch);
+  if (parts <= 1) return scanForward(kind, shape, inp, opts);
+  const chunk = opts.chunk ?? DEFAULT_CHUNK;
+  const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
+  const nSeg = Math.ceil(L / chunk);
+  const rs = ranges(B, parts);
+  const remote = rs.slice(1).map(([b0, b1], i) =>
+    run<{ y: FloatArray; coef: Float64Array; checkpoints: Float64Array }>(i, { op: 'fwd', kind, shape: { ...shape, batch: b1 - b0 }, inp: sliceInputs(inp, shape, b0, b1, true), chunk }, []),
+  );
+  const [m0, m1] = rs[0]!;
+  const local = scanForward(kind, { ...shape, batch: m1 - m0 }, sliceInputs(inp, shape, m0, m1, false), { chunk });
+  const y = alloc(inp.x, B * L * d);
+  const coef = new Float64Array(B * L * d);
+  const checkpoints = new Float64Array(B * nSeg * d * n);
+  const parts_ = [{ y: local.y, coef: local.saved.coef, checkpoints: local.saved.checkpoints }, ...(await Promise.all(remote))];
+  parts_.forEach((p, i) => {
+    const b0 = rs[i]![0];
+    y.set(p.y, b0 * L * d);
+    coef.set(p.coef, b0 * L * d);
+    checkpoints.set(p.checkpoints, b0 * nSeg * d * n);
+  });
+  return { y, saved: { kind, shape: { ...shape }, chunk, coef, checkpoints } };
+}
+
+/** `scanBackward` split over threads. */
+export async function scanBackwardParallel(inp: ScanInputs, saved: ScanSaved, gy: FloatArray): Promise<ScanGrads> {
+  const shape = saved.shape;
+  const parts = Math.min(threads, shape.batch);
+  if (parts <= 1) return scanBackward(inp, saved, gy);
+  const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
+  const nSeg = Math.ceil(L / saved.chunk);
+  const rs = ranges(B, parts);
+  const sliceSaved = (b0: number, b1: number, copy: boolean): ScanSaved => ({
+    ...saved,
+    shape: { ...shape, batch: b1 - b0 },
+    coef: cut(saved.coef, b0, b1, L * d, copy) as Float64Array,
+    checkpoints: cut(saved.checkpoints, b0, b1, nSeg * d * n, copy) as Float64Array,
+  });
+  const remote = rs.slice(1).map(([b0, b1], i) =>
+    run<ScanGrads>(i, { op: 'bwd', inp: sliceInputs(inp, shape, b0, b1, true), saved: sliceSaved(b0, b1, true), gy: cut(gy, b0, b1, L * d, true) }, []),
+  );
+  const [m0, m1] = rs[0]!;
+  const local = scanBackward(sliceInputs(inp, shape, m0, m1, false), sliceSaved(m0, m1, false), cut(gy, m0, m1, L * d, false));
+  const all = [local, ...(await Promise.all(remote))];
+  const out: ScanGrads = { gx: alloc(inp.x, B * L * d), gz: alloc(inp.x, B * L * d), gk: alloc(inp.x, B * L * n), gq: alloc(inp.x, B * L * n) };
+  all.forEach((g, i) => {
+    const b0 = rs[i]![0];
+    out.gx.set(g.gx, b0 * L * d);
+    out.gz.set(g.gz, b0 * L * d);
+    out.gk.set(g.gk, b0 * L * n);
+    out.gq.set(g.gq, b0 * L * n);
+  });
+  if (saved.kind === 'mamba') {
+    const gA = alloc(inp.x, d * n);
+    for (const g of all) for (let i = 0; i < gA.length; i++) gA[i]! += g.gALog![i]!;
+    out.gALog = gA;
+  }
+  return out;
+}
