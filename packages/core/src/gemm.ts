@@ -21,6 +21,10 @@ export interface GemmOptions {
   beta?: number;
   /** Accumulator: with beta ≠ 0 it is read; the result is always a new tensor. */
   c?: Tensor;
+  /** Row vector of length n added to every row of the product (an affine map's bias, folded into the GEMM). */
+  bias?: Tensor;
+  /** Where to write the [m, n] result (returned); lets callers reuse one buffer across steps. */
+  out?: Tensor;
 }
 
 export interface GemmEngine {
@@ -42,6 +46,11 @@ export function gemmDims(a: Tensor, b: Tensor, opts: GemmOptions = {}): { m: num
   if (opts.c && (opts.c.shape[0] !== m || opts.c.shape[1] !== n || opts.c.shape.length !== 2)) {
     throw new Error(`gemm: C has shape [${opts.c.shape.join(', ')}] but the product is [${m}, ${n}]`);
   }
+  if (opts.bias && opts.bias.data.length !== n) throw new Error(`gemm: bias has ${opts.bias.data.length} entries but the product has ${n} columns`);
+  if (opts.c && opts.bias) throw new Error('gemm: give either c or bias, not both');
+  if (opts.out && (opts.out.data.length !== m * n || opts.out.shape[0] !== m)) {
+    throw new Error(`gemm: out has shape [${opts.out.shape.join(', ')}] but the product is [${m}, ${n}]`);
+  }
   return { m, k, n };
 }
 
@@ -57,8 +66,9 @@ export function gemmSync(a: Tensor, b: Tensor, opts: GemmOptions = {}): Tensor {
   const { m, k, n } = gemmDims(a, b, opts);
   const alpha = opts.alpha ?? 1;
   const beta = opts.beta ?? 0;
-  const out = zeros([m, n]);
+  const out = opts.out ?? zeros([m, n]);
   const C = out.data;
+  if (opts.out) C.fill(0);
   const A = a.data;
   const B = b.data;
   const lda = a.shape[1]!;
@@ -79,6 +89,10 @@ export function gemmSync(a: Tensor, b: Tensor, opts: GemmOptions = {}): Tensor {
   if (opts.c && beta !== 0) {
     const c = opts.c.data;
     for (let i = 0; i < C.length; i++) C[i] += beta * c[i]!;
+  }
+  if (opts.bias) {
+    const b = opts.bias.data;
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) C[i * n + j] += b[j]!;
   }
   return out;
 }
@@ -148,7 +162,7 @@ export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
       const transA = !!opts.transA;
       const transB = !!opts.transB;
       const alpha = opts.alpha ?? 1;
-      const beta = opts.c ? (opts.beta ?? 0) : 0;
+      const beta = opts.bias ? 1 : opts.c ? (opts.beta ?? 0) : 0;
       const withC = beta !== 0;
       const key = `${+transA}${+transB}|${alpha}|${beta}|${+withC}`;
       const s = await session(key, () => buildGemmModel(transA, transB, alpha, beta, withC));
@@ -156,7 +170,13 @@ export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
         A: new ort.Tensor('float32', a.data, a.shape as number[]),
         B: new ort.Tensor('float32', b.data, b.shape as number[]),
       };
-      if (withC) feeds.C0 = new ort.Tensor('float32', opts.c!.data, [m, n]);
+      if (opts.bias) feeds.C0 = new ort.Tensor('float32', opts.bias.data, [1, n]); // broadcast over rows
+      else if (withC) feeds.C0 = new ort.Tensor('float32', opts.c!.data, [m, n]);
+      if (opts.out) {
+        // ORT writes straight into the caller's buffer: no 64 MiB allocation per call.
+        await s.run(feeds, { C: new ort.Tensor('float32', opts.out.data, [m, n]) });
+        return opts.out;
+      }
       const out = await s.run(feeds);
       return { data: out.C!.data as Float32Array, shape: [m, n] };
     },
@@ -179,10 +199,15 @@ export function tryCreateTfjsNodeEngine(): GemmEngine | null {
         let r = tf.matMul(tf.tensor2d(a.data, a.shape), tf.tensor2d(b.data, b.shape), !!opts.transA, !!opts.transB);
         if ((opts.alpha ?? 1) !== 1) r = r.mul(opts.alpha);
         if (opts.c && (opts.beta ?? 0) !== 0) r = r.add(tf.tensor2d(opts.c.data, [m, n]).mul(opts.beta));
+        if (opts.bias) r = r.add(tf.tensor1d(opts.bias.data));
         return r;
       });
       const data = (await result.data()) as Float32Array;
       result.dispose();
+      if (opts.out) {
+        opts.out.data.set(data);
+        return opts.out;
+      }
       return { data, shape: [m, n] };
     },
   };

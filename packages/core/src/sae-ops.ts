@@ -4,74 +4,186 @@
  *
  * Conventions (sae.md): x [B, d], W_enc [d, m], W_dec [m, d]; pre = (x − b_dec)·W_enc + b_enc;
  * x̂ = f·W_dec + b_dec; reconstruction loss = Σ_d (x − x̂)² averaged over the batch.
+ *
+ * Sparsity (docs/performance.md): latents f, and every gradient with f's pattern (∂L/∂f, ∂L/∂pre), are
+ * `SparseRows` (CSR). Only the encoder GEMM is inherently dense. Each op below runs its products either with the
+ * sparse kernels (gather for x̂, scatter-add for dW_dec and dW_enc, sampled dot products for ∂L/∂f: cost ∝ L0) or,
+ * when the latents are dense enough that a GEMM is cheaper, by densifying and calling the GEMM engine; the
+ * workspace's `mode` chooses ('auto' by density, or forced 'sparse' / 'dense' — the dense path is the reference
+ * the tests compare against). Outputs live in the context's workspace and are reused across steps.
  */
+import { columnSums, subRowVector } from './kernels.js';
 import type { GemmEngine } from './gemm.js';
-import { addRowVectorInPlace, columnSums, subRowVector } from './kernels.js';
 import type { Rng } from './rng.js';
+import type { SaeContext } from './sae.js';
 import { type Params, type Tensor, dims2, zeros } from './tensor.js';
+import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, transposeInto } from './fast/sparse.js';
+import { sampledDotsWasm, scatterOuterWasm, sparseMatmulWasm, wasmKernelsAvailable } from './fast/wasm.js';
+import { Workspace, workspaceOf } from './fast/workspace.js';
+
+/** A context that may carry a workspace (reused buffers, sparse/dense mode, phase timer). */
+export interface FastSaeContext extends SaeContext {
+  workspace?: Workspace;
+}
+
+/** Same engine and settings, fresh buffers: for results the caller keeps (encode/decode). */
+export function freshContext(ctx: FastSaeContext): FastSaeContext {
+  return { engine: ctx.engine, workspace: workspaceOf(ctx).fresh() };
+}
 
 /** The encoder input: x − b_dec when apply_b_dec_to_input, else x itself. */
-export function encoderInput(x: Tensor, bDec: Tensor, applyBDec: boolean): Tensor {
-  return applyBDec ? subRowVector(x, bDec) : x;
+export function encoderInput(x: Tensor, bDec: Tensor, applyBDec: boolean, ctx?: FastSaeContext): Tensor {
+  if (!applyBDec) return x;
+  if (!ctx?.workspace) return subRowVector(x, bDec);
+  const [rows, d] = dims2(x, 'encoderInput x');
+  const out = ctx.workspace.tensor('input', [rows, d]);
+  const a = x.data;
+  const b = bDec.data;
+  const o = out.data;
+  for (let r = 0; r < rows; r++) for (let j = 0, q = r * d; j < d; j++, q++) o[q] = a[q]! - b[j]!;
+  return out;
 }
 
-/** input·W + b. */
+/** input·W + b, with the bias folded into the GEMM (one pass instead of two). */
 export async function affine(engine: GemmEngine, input: Tensor, W: Tensor, b: Tensor): Promise<Tensor> {
-  return addRowVectorInPlace(await engine.gemm(input, W), b);
+  return engine.gemm(input, W, { bias: b });
 }
 
-/** x̂ = f·W_dec + b_dec. */
-export async function decodeAffine(engine: GemmEngine, f: Tensor, wDec: Tensor, bDec: Tensor): Promise<Tensor> {
-  return affine(engine, f, wDec, bDec);
+/** pre = input·W_enc (+ b_enc): the one dense product of a step, written into the workspace buffer `key`. */
+export async function encoderPre(ctx: FastSaeContext, input: Tensor, wEnc: Tensor, bEnc: Tensor | null, key = 'pre'): Promise<Tensor> {
+  const ws = workspaceOf(ctx);
+  ws.phase('encode');
+  const [rows] = dims2(input, 'encoder input');
+  const [, m] = dims2(wEnc, 'W_enc');
+  return ctx.engine.gemm(input, wEnc, { ...(bEnc ? { bias: bEnc } : {}), out: ws.tensor(key, [rows, m]) });
+}
+
+/** The sparse kernels in use (WASM SIMD when available and rows fit its 16-float blocking, else TypeScript). */
+function kernelsFor(ws: Workspace, d: number) {
+  const wasm = ws.kernels === 'wasm' && wasmKernelsAvailable(d);
+  return wasm
+    ? { matmul: sparseMatmulWasm, dots: sampledDotsWasm, scatter: scatterOuterWasm }
+    : { matmul: sparseMatmulTs, dots: sampledDotsTs, scatter: scatterOuterTs };
+}
+
+/**
+ * x̂ = f·W_dec + b_dec (b_dec may be null, e.g. AuxK's residual prediction). With sparse f this is a gather of
+ * L0 decoder rows per example; dense f (or a dense-enough sparse f) goes to the GEMM engine.
+ */
+export async function decodeAffine(
+  ctxOrEngine: FastSaeContext | GemmEngine,
+  f: Tensor | SparseRows,
+  wDec: Tensor,
+  bDec: Tensor | null,
+  key = 'xHat',
+): Promise<Tensor> {
+  const ctx: FastSaeContext = 'gemm' in ctxOrEngine ? { engine: ctxOrEngine } : ctxOrEngine;
+  const ws = workspaceOf(ctx);
+  ws.phase('decode');
+  const [m, d] = dims2(wDec, 'W_dec');
+  if (!(f instanceof SparseRows)) return ctx.engine.gemm(f, wDec, bDec ? { bias: bDec } : {});
+  if (f.cols !== m) throw new Error(`decode: latents have ${f.cols} columns but W_dec has ${m} rows`);
+  const out = ws.tensor(key, [f.rows, d]);
+  if (ws.useSparse(f)) {
+    kernelsFor(ws, d).matmul(f, wDec, bDec, out.data);
+    return out;
+  }
+  const dense = f.toDense(ws.buffer('dense.f', f.rows * m));
+  return ctx.engine.gemm(dense, wDec, { ...(bDec ? { bias: bDec } : {}), out });
 }
 
 /** Σ_d (x − x̂)² averaged over rows, and its gradient w.r.t. x̂: 2(x̂ − x)/B. */
-export function reconstructionLoss(x: Tensor, xHat: Tensor): { loss: number; dXHat: Tensor } {
+export function reconstructionLoss(x: Tensor, xHat: Tensor, ctx?: FastSaeContext, key = 'dXHat'): { loss: number; dXHat: Tensor } {
   const [rows] = dims2(x, 'x');
-  const dXHat = zeros(x.shape);
+  const dXHat = ctx?.workspace ? ctx.workspace.tensor(key, x.shape) : zeros(x.shape);
+  const a = x.data;
+  const b = xHat.data;
+  const g = dXHat.data;
   let s = 0;
   const scale = 2 / rows;
-  for (let i = 0; i < x.data.length; i++) {
-    const diff = xHat.data[i]! - x.data[i]!;
+  for (let i = 0; i < a.length; i++) {
+    const diff = b[i]! - a[i]!;
     s += diff * diff;
-    dXHat.data[i] = scale * diff;
+    g[i] = scale * diff;
   }
   return { loss: s / rows, dXHat };
 }
 
 /**
- * Backward through x̂ = f·W_dec + b_dec: dW_dec = fᵀ·dX̂, db_dec = Σ_rows dX̂, and (if wanted) df = dX̂·W_decᵀ.
+ * G·Wᵀ sampled at `pattern`'s entries: out[r, j] = G[r, :]·W[j, :] for each stored (r, j). With G = dX̂ and
+ * W = W_dec this is ∂L/∂f where it is needed (the active latents, or e.g. JumpReLU's threshold window).
+ */
+export async function sampledDots(ctx: FastSaeContext, G: Tensor, W: Tensor, pattern: SparseRows, key: string): Promise<SparseRows> {
+  const ws = workspaceOf(ctx);
+  const [m, d] = dims2(W, 'sampledDots W');
+  const out = pattern.withValues(ws.buffer(key, pattern.nnz));
+  if (ws.useSparse(pattern)) {
+    kernelsFor(ws, d).dots(G, W, pattern, out.values);
+    return out;
+  }
+  const full = await ctx.engine.gemm(G, W, { transB: true, out: ws.tensor('dense.dots', [pattern.rows, m]) });
+  const { rowPtr, indices } = pattern;
+  for (let r = 0; r < pattern.rows; r++)
+    for (let e = rowPtr[r]!, end = rowPtr[r + 1]!; e < end; e++) out.values[e] = full.data[r * m + indices[e]!]!;
+  return out;
+}
+
+/**
+ * Backward through x̂ = f·W_dec + b_dec: dW_dec = fᵀ·dX̂ (scatter-add of dX̂ rows into the active latents' rows),
+ * db_dec = Σ_rows dX̂, and (if wanted) df = dX̂·W_decᵀ at f's entries. `key` prefixes the output buffers so an
+ * architecture can run it twice in one step (e.g. AuxK).
  */
 export async function decoderBackward(
-  engine: GemmEngine,
-  f: Tensor,
+  ctx: FastSaeContext,
+  f: SparseRows,
   dXHat: Tensor,
   wDec: Tensor,
-  wantDf = true,
-): Promise<{ dWDec: Tensor; dBDec: Tensor; dF: Tensor | null }> {
-  const [dWDec, dF] = await Promise.all([
-    engine.gemm(f, dXHat, { transA: true }),
-    wantDf ? engine.gemm(dXHat, wDec, { transB: true }) : Promise.resolve(null),
-  ]);
+  opts: { wantDf?: boolean; key?: string } = {},
+): Promise<{ dWDec: Tensor; dBDec: Tensor; dF: SparseRows | null }> {
+  const ws = workspaceOf(ctx);
+  ws.phase('backward');
+  const key = opts.key ?? 'dec';
+  const [m, d] = dims2(wDec, 'W_dec');
+  const dF = opts.wantDf === false ? null : await sampledDots(ctx, dXHat, wDec, f, `${key}.dF`);
+  let dWDec: Tensor;
+  if (ws.useSparse(f)) {
+    dWDec = ws.zeros(`${key}.dWDec`, [m, d]);
+    kernelsFor(ws, d).scatter(f, dXHat, dWDec.data);
+  } else {
+    const dense = f.toDense(ws.buffer('dense.f', f.rows * m));
+    dWDec = await ctx.engine.gemm(dense, dXHat, { transA: true, out: ws.tensor(`${key}.dWDec`, [m, d]) });
+  }
   return { dWDec, dBDec: columnSums(dXHat), dF };
 }
 
 /**
- * Backward through pre = input·W_enc + b_enc with input = x − b_dec:
+ * Backward through pre = input·W_enc + b_enc with input = x − b_dec, for a sparse ∂L/∂pre:
  * dW_enc = inputᵀ·dPre, db_enc = Σ_rows dPre, and the input path's contribution to db_dec,
  * −Σ_rows dPre·W_encᵀ = −(Σ_rows dPre)·W_encᵀ (a vector–matrix product, no extra GEMM).
+ * Sparse path: dW_encᵀ [m, d] is accumulated by scatter-add (contiguous rows), then transposed once.
  */
 export async function encoderBackward(
-  engine: GemmEngine,
+  ctx: FastSaeContext,
   input: Tensor,
-  dPre: Tensor,
+  dPre: SparseRows,
   wEnc: Tensor,
   applyBDec: boolean,
 ): Promise<{ dWEnc: Tensor; dBEnc: Tensor; dBDecFromInput: Tensor | null }> {
-  const dWEnc = await engine.gemm(input, dPre, { transA: true });
-  const dBEnc = columnSums(dPre);
-  if (!applyBDec) return { dWEnc, dBEnc, dBDecFromInput: null };
+  const ws = workspaceOf(ctx);
+  ws.phase('backward');
   const [d, m] = dims2(wEnc, 'W_enc');
+  let dWEnc: Tensor;
+  if (ws.useSparse(dPre)) {
+    const accT = ws.zeros('enc.dWEncT', [m, d]);
+    kernelsFor(ws, d).scatter(dPre, input, accT.data);
+    dWEnc = ws.tensor('enc.dWEnc', [d, m]);
+    transposeInto(accT.data, m, d, dWEnc.data);
+  } else {
+    const dense = dPre.toDense(ws.buffer('dense.dPre', dPre.rows * m));
+    dWEnc = await ctx.engine.gemm(input, dense, { transA: true, out: ws.tensor('enc.dWEnc', [d, m]) });
+  }
+  const dBEnc = sparseColumnSums(dPre);
+  if (!applyBDec) return { dWEnc, dBEnc, dBDecFromInput: null };
   const out = zeros([d]);
   for (let i = 0; i < d; i++) {
     let s = 0;

@@ -10,6 +10,7 @@ import { ARCH_NAMES } from './registry.js';
 import { loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
 import { registerDataCommands } from './data-commands.js';
+import { registerSweepCommands } from './sweep/cli.js';
 
 const num = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -124,6 +125,7 @@ export function buildProgram(): Command {
       });
   }
   registerDataCommands(program);
+  registerSweepCommands(program);
   return program;
 }
 

@@ -148,15 +148,19 @@ export function crossEntropy(
     let arg = 0;
     for (let v = 0; v < vocab; v++) if (logits[o + v]! > max) (max = logits[o + v]!), (arg = v);
     if (!Number.isFinite(max)) throw new Error(`crossEntropy: non-finite logits at row ${r}`);
+    const lt = logits[o + tgt]!;
     let sum = 0;
-    for (let v = 0; v < vocab; v++) sum += Math.exp(logits[o + v]! - max);
-    total += Math.log(sum) + max - logits[o + tgt]!;
-    if (arg === tgt) correct++;
     if (grad) {
+      // one exp per logit: keep e^{l−max} in place, then scale to (softmax − onehot)/count
+      for (let v = 0; v < vocab; v++) sum += logits[o + v] = Math.exp(logits[o + v]! - max);
       const inv = 1 / (sum * count);
-      for (let v = 0; v < vocab; v++) logits[o + v] = Math.exp(logits[o + v]! - max) * inv;
+      for (let v = 0; v < vocab; v++) logits[o + v]! *= inv;
       logits[o + tgt]! -= 1 / count;
+    } else {
+      for (let v = 0; v < vocab; v++) sum += Math.exp(logits[o + v]! - max);
     }
+    total += Math.log(sum) + max - lt;
+    if (arg === tgt) correct++;
   }
   return { loss: count ? total / count : 0, count, correct };
 }

@@ -70,16 +70,17 @@ export async function calibrateLambda(o: CalibrationOptions): Promise<Calibratio
   // 2. Illinois regula falsi on ln λ.
   let side = 0;
   while (trace.length < o.maxIters) {
-    const xNew = lo.x - (lo.f * (hi.x - lo.x)) / (hi.f - lo.f);
+    const [l, h] = [lo, hi];
+    const xNew: number = l.x - (l.f * (h.x - l.x)) / (h.f - l.f);
     const fNew = await f(Math.exp(xNew));
     if (Math.abs(fNew) <= tol) return done(true);
     if (fNew > 0) {
       lo = { x: xNew, f: fNew };
-      if (side === 1) hi.f /= 2;
+      if (side === 1) h.f /= 2;
       side = 1;
     } else {
       hi = { x: xNew, f: fNew };
-      if (side === -1) lo.f /= 2;
+      if (side === -1) l.f /= 2;
       side = -1;
     }
   }

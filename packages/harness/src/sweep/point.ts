@@ -9,7 +9,7 @@ import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import { spliceCrossEntropy } from '@saelab/activations';
-import { type GemmEngine, type MetricsSummary, ceRecovered, defaultEngine, deltaLmLoss, writeFileAtomic } from '@saelab/core';
+import { type GemmEngine, type MetricsSummary, type Tensor, ceRecovered, defaultEngine, deltaLmLoss, writeFileAtomic } from '@saelab/core';
 import { type ActivationInput, rowRange } from '../data.js';
 import { metricsJson } from '../evaluate.js';
 import { getArchitecture } from '../registry.js';
@@ -194,7 +194,7 @@ async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number
   const { lm, evalWindows: ev, site } = ctx.data;
   const sae = await loadSae(saeDir);
   const engine = ctx.engine ?? (await defaultEngine());
-  const reconstruct = async (x: { data: Float32Array; shape: number[] }) =>
+  const reconstruct = async (x: Tensor) =>
     sae.arch.decode(sae.params, await sae.arch.encode(sae.params, x, sae.cfg, { engine }), sae.cfg, { engine });
   let clean = 0;
   let spliced = 0;

@@ -1,0 +1,4 @@
+/** Sparse SAE kernels: CSR latents, reusable workspaces, TypeScript and WebAssembly SIMD loops. */
+export * from './sparse.js';
+export * from './workspace.js';
+export { wasmKernelsAvailable, sparseMatmulWasm, sampledDotsWasm, scatterOuterWasm } from './wasm.js';
