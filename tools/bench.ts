@@ -1,23 +1,34 @@
 /**
  * Training throughput per architecture: tokens/s of the full training step (loss, gradients, projection, Adam,
  * renormalisation) at d_in 512, d_sae 4096, batch 4096 by default — the shapes of the PyTorch bar in
- * performance.md. Run: `npm run bench -- [--arch topk] [--steps 5] [--d-in 512] [--d-sae 4096] [--batch 4096]`.
- * Not a test: numbers depend on the machine; compare ratios measured in one run.
+ * performance.md — at two sparsities: at init (ReLU/JumpReLU/Gated fire on about half the latents) and at a
+ * trained-like L0 ≈ 32 (thresholds / biases set from each latent's pre-activation statistics; TopK: k = 32).
+ *
+ *   npx tsx tools/bench.ts [--arch topk] [--steps 3] [--sparsity init|trained|both] [--mode auto|sparse|dense]
+ *                          [--kernels wasm|ts] [--d-in 512] [--d-sae 4096] [--batch 4096] [--k 32]
+ *
+ * Prints tokens/s, the ratio to the PyTorch bar, GFLOP/s (executed, and "dense-equivalent": the FLOPs of the
+ * PyTorch step, which does every product densely), % of the 157 GFLOP/s fp32 peak, peak RSS, RSS growth over the
+ * timed steps, and the per-phase breakdown. Not a test: numbers depend on the machine and its load; compare
+ * ratios measured in one run.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Rng, SaeTrainer, defaultEngine, recipeOptions } from '@saelab/core';
+import { type FastSaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, recipeOptions } from '@saelab/core';
 import { ARCHITECTURES, ARCH_NAMES } from '@saelab/harness';
 
 const { values } = parseArgs({
   options: {
     arch: { type: 'string', multiple: true },
-    steps: { type: 'string', default: '5' },
+    steps: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     'd-in': { type: 'string', default: '512' },
     'd-sae': { type: 'string', default: '4096' },
     batch: { type: 'string', default: '4096' },
     k: { type: 'string', default: '32' },
+    sparsity: { type: 'string', default: 'both' },
+    mode: { type: 'string', default: 'auto' },
+    kernels: { type: 'string', default: 'wasm' },
   },
 });
 const dIn = Number(values['d-in']);
@@ -25,34 +36,102 @@ const dSae = Number(values['d-sae']);
 const batch = Number(values.batch);
 const steps = Number(values.steps);
 const warmup = Number(values.warmup);
+const targetL0 = Number(values.k);
+const mode = values.mode as SparseMode;
+const kernels = values.kernels as 'wasm' | 'ts';
+const PEAK_GFLOPS = 157;
 /** PyTorch SAELens/dictionary_learning-style trainer on this machine (performance.md / issue 6). */
 const PYTORCH_TOKENS_PER_S: Record<string, number> = { relu: 3000, topk: 3800, jumprelu: 2000, gated: 1600 };
+/** Products per step besides the encoder GEMM: decode, ∂L/∂f, dW_dec, dW_enc (+ Gated's aux decode and its ∂). */
+const BACKWARD_PRODUCTS: Record<string, number> = { relu: 4, topk: 4, jumprelu: 4, gated: 6 };
 
 const engine = await defaultEngine();
-console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length} cores, node ${process.version}, GEMM engine ${engine.name}`);
+console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length} cores, load avg ${os.loadavg()[0]!.toFixed(1)}, node ${process.version}`);
+console.log(`GEMM engine ${engine.name}; sparse mode ${mode}, kernels ${kernels}`);
 console.log(`shape: d_in ${dIn}, d_sae ${dSae}, batch ${batch}; ${warmup} warm-up + ${steps} timed steps\n`);
-console.log('arch      tokens/s   ms/step   vs PyTorch   peak RSS MiB');
+console.log(
+  'arch      sparsity     L0  tokens/s  ms/step  vs PyTorch  GFLOP/s exec (% peak)  dense-eq  RSS MiB (+growth)  phases ms: encode decode backward optimiser stats',
+);
 
 const rng = new Rng(0);
 const x = { data: rng.fillNormal(new Float32Array(batch * dIn), 1 / Math.sqrt(dIn)), shape: [batch, dIn] };
-for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
-  const arch = ARCHITECTURES[name as keyof typeof ARCHITECTURES];
-  const cfg = arch.configSchema.parse({ dIn, dSae, ...(name === 'topk' ? { k: Number(values.k) } : {}) });
-  const params = arch.init(cfg, new Rng(1));
-  // λ chosen so JumpReLU/Gated/ReLU sit at a moderate L0 on this random data is not needed for timing dense paths.
-  const trainer = new SaeTrainer(arch, cfg, params, recipeOptions(arch, warmup + steps, arch.recipe.defaultSparsity), { engine });
-  for (let i = 0; i < warmup; i++) await trainer.trainStep(x);
-  let peak = process.memoryUsage().rss;
-  const t0 = performance.now();
-  let l0 = 0;
-  for (let i = 0; i < steps; i++) {
-    l0 = (await trainer.trainStep(x)).l0;
-    peak = Math.max(peak, process.memoryUsage().rss);
+
+/**
+ * Makes each latent fire on ≈ targetL0/d_sae of the rows: its threshold (JumpReLU), bias (ReLU) or gate bias
+ * (Gated) is put at mean + z·std of its pre-activation on this batch, z the normal quantile of that tail.
+ */
+async function setTrainedSparsity(name: string, p: Params): Promise<void> {
+  if (name === 'topk') return;
+  const pre = await engine.gemm(x, p.W_enc!); // b_dec = 0 at init, so this is the encoder's pre-activation
+  const mean = new Float64Array(dSae);
+  const sq = new Float64Array(dSae);
+  for (let r = 0; r < batch; r++)
+    for (let j = 0; j < dSae; j++) {
+      const v = pre.data[r * dSae + j]!;
+      mean[j] += v / batch;
+      sq[j] += (v * v) / batch;
+    }
+  const z = normalQuantile(1 - targetL0 / dSae);
+  for (let j = 0; j < dSae; j++) {
+    const cut = mean[j]! + z * Math.sqrt(Math.max(0, sq[j]! - mean[j]! ** 2));
+    if (name === 'relu') p.b_enc!.data[j] = -cut;
+    if (name === 'jumprelu') p.threshold!.data[j] = cut;
+    if (name === 'gated') {
+      p.b_gate!.data[j] = -cut;
+      p.b_mag!.data[j] = -cut; // magnitude path open on the same entries
+    }
   }
-  const ms = (performance.now() - t0) / steps;
-  const tps = (batch / ms) * 1000;
-  const ratio = tps / PYTORCH_TOKENS_PER_S[name]!;
-  console.log(
-    `${name.padEnd(9)} ${tps.toFixed(0).padStart(8)}   ${ms.toFixed(0).padStart(7)}   ${ratio.toFixed(2).padStart(8)}×   ${(peak / 2 ** 20).toFixed(0).padStart(10)}   (L0 ${l0.toFixed(1)})`,
-  );
+}
+
+/** Inverse standard normal CDF (Acklam's rational approximation; plenty for picking a threshold). */
+function normalQuantile(p: number): number {
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const q = Math.sqrt(-2 * Math.log(1 - p));
+  return -(((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+}
+
+const sparsities = values.sparsity === 'both' ? ['init', 'trained'] : [values.sparsity!];
+for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
+  for (const sparsity of sparsities) {
+    if (name === 'topk' && sparsity === 'init' && sparsities.length > 1) continue; // k fixes L0: one row is enough
+    const arch = ARCHITECTURES[name as keyof typeof ARCHITECTURES];
+    const cfg = arch.configSchema.parse({ dIn, dSae, ...(name === 'topk' ? { k: targetL0 } : {}) });
+    const params = arch.init(cfg, new Rng(1));
+    if (sparsity === 'trained') await setTrainedSparsity(name, params);
+    const workspace = new Workspace({ mode, kernels });
+    const options = recipeOptions(arch, warmup + steps, arch.recipe.defaultSparsity);
+    options.sparsityWarmupSteps = 0; // time the full step at the final λ
+    const ctx: FastSaeContext = { engine, workspace };
+    const trainer = new SaeTrainer(arch, cfg, params, options, ctx);
+    for (let i = 0; i < warmup; i++) await trainer.trainStep(x);
+    workspace.timer.reset();
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    let l0 = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) {
+      l0 += (await trainer.trainStep(x)).l0 / steps;
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    const ms = (performance.now() - t0) / steps;
+    const growth = process.memoryUsage().rss - rss0;
+    const tps = (batch / ms) * 1000;
+    const gemm = 2 * batch * dIn * dSae;
+    const sparse = l0 <= workspace.maxSparseDensity * dSae && mode !== 'dense';
+    const products = BACKWARD_PRODUCTS[name]!;
+    const executed = gemm + products * (sparse || mode === 'sparse' ? 2 * batch * l0 * dIn : gemm);
+    const gflops = executed / ms / 1e6;
+    const denseEq = ((1 + products) * gemm) / ms / 1e6;
+    const ph = workspace.timer.totals;
+    const phase = (k: string) => ((ph[k] ?? 0) / steps).toFixed(0).padStart(6);
+    console.log(
+      `${name.padEnd(9)} ${sparsity.padEnd(8)} ${l0.toFixed(0).padStart(6)} ${tps.toFixed(0).padStart(9)} ${ms.toFixed(0).padStart(8)}` +
+        `  ${(tps / PYTORCH_TOKENS_PER_S[name]!).toFixed(2).padStart(8)}×  ${gflops.toFixed(1).padStart(8)} (${((100 * gflops) / PEAK_GFLOPS).toFixed(0).padStart(3)}%)` +
+        `  ${denseEq.toFixed(0).padStart(14)}  ${(peak / 2 ** 20).toFixed(0).padStart(7)} (${(growth / 2 ** 20 >= 0 ? '+' : '') + (growth / 2 ** 20).toFixed(0)})` +
+        `          ${phase('encode')} ${phase('decode')} ${phase('backward')} ${phase('optimiser')} ${phase('stats')}`,
+    );
+  }
 }

@@ -15,15 +15,32 @@
 import { columnSums, subRowVector } from './kernels.js';
 import type { GemmEngine } from './gemm.js';
 import type { Rng } from './rng.js';
-import type { SaeContext } from './sae.js';
+import type { LossAndGrads, SaeContext } from './sae.js';
 import { type Params, type Tensor, dims2, zeros } from './tensor.js';
 import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, transposeInto } from './fast/sparse.js';
 import { sampledDotsWasm, scatterOuterWasm, sparseMatmulWasm, wasmKernelsAvailable } from './fast/wasm.js';
 import { Workspace, workspaceOf } from './fast/workspace.js';
 
+export * from './fast/index.js';
+
 /** A context that may carry a workspace (reused buffers, sparse/dense mode, phase timer). */
 export interface FastSaeContext extends SaeContext {
   workspace?: Workspace;
+}
+
+/** What the architectures' `lossAndGrads` return: the contract's fields plus the latents in sparse form. */
+export interface SparseLossAndGrads extends LossAndGrads {
+  /** The latents f as CSR (the dense `latents` is materialised only if read). */
+  activeLatents: SparseRows;
+}
+
+/** Builds the result with `latents` as a lazy dense view of `f` (a [B, m] matrix is 64 MiB at the bench shape). */
+export function lossAndGradsResult(out: Omit<LossAndGrads, 'latents'>, f: SparseRows): SparseLossAndGrads {
+  let dense: Tensor | null = null;
+  return Object.defineProperty({ ...out, activeLatents: f } as SparseLossAndGrads, 'latents', {
+    enumerable: true,
+    get: () => (dense ??= f.toDense()),
+  });
 }
 
 /** Same engine and settings, fresh buffers: for results the caller keeps (encode/decode). */
@@ -165,24 +182,28 @@ export async function decoderBackward(
 export async function encoderBackward(
   ctx: FastSaeContext,
   input: Tensor,
-  dPre: SparseRows,
+  dPreParts: SparseRows | SparseRows[],
   wEnc: Tensor,
   applyBDec: boolean,
 ): Promise<{ dWEnc: Tensor; dBEnc: Tensor; dBDecFromInput: Tensor | null }> {
   const ws = workspaceOf(ctx);
   ws.phase('backward');
   const [d, m] = dims2(wEnc, 'W_enc');
+  // ∂L/∂pre may come in parts with different patterns (TopK: main + AuxK); the products are linear, so sum them.
+  const parts = Array.isArray(dPreParts) ? dPreParts : [dPreParts];
   let dWEnc: Tensor;
-  if (ws.useSparse(dPre)) {
+  if (parts.every((p) => ws.useSparse(p))) {
     const accT = ws.zeros('enc.dWEncT', [m, d]);
-    kernelsFor(ws, d).scatter(dPre, input, accT.data);
+    for (const p of parts) kernelsFor(ws, d).scatter(p, input, accT.data);
     dWEnc = ws.tensor('enc.dWEnc', [d, m]);
     transposeInto(accT.data, m, d, dWEnc.data);
   } else {
-    const dense = dPre.toDense(ws.buffer('dense.dPre', dPre.rows * m));
+    const dense = ws.zeros('dense.dPre', [input.shape[0]!, m]);
+    for (const p of parts) addSparseInto(p, dense.data);
     dWEnc = await ctx.engine.gemm(input, dense, { transA: true, out: ws.tensor('enc.dWEnc', [d, m]) });
   }
-  const dBEnc = sparseColumnSums(dPre);
+  const dBEnc = zeros([m]);
+  for (const p of parts) accumulate(dBEnc, sparseColumnSums(p));
   if (!applyBDec) return { dWEnc, dBEnc, dBDecFromInput: null };
   const out = zeros([d]);
   for (let i = 0; i < d; i++) {
@@ -192,6 +213,13 @@ export async function encoderBackward(
     out.data[i] = -s;
   }
   return { dWEnc, dBEnc, dBDecFromInput: out };
+}
+
+/** dense += s (dense is the [rows, cols] row-major matrix). */
+function addSparseInto(s: SparseRows, dense: Float32Array): void {
+  const { rowPtr, indices, values, cols } = s;
+  for (let r = 0; r < s.rows; r++)
+    for (let e = rowPtr[r]!, end = rowPtr[r + 1]!; e < end; e++) dense[r * cols + indices[e]!] += values[e]!;
 }
 
 /** a += b elementwise (for summing gradient contributions). */

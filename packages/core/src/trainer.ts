@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { removeParallelGradient, normalizeRows } from './decoder-norm.js';
 import { type Optimizer, OptimizerConfig, createOptimizer } from './optim.js';
 import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './sae.js';
+import { type FastSaeContext, type SparseLossAndGrads } from './sae-ops.js';
+import { Workspace } from './fast/workspace.js';
 import { clipGradNorm, lrAt, warmupCoefficient } from './schedule.js';
 import { type Params, type Tensor, dims2 } from './tensor.js';
 
@@ -58,16 +60,19 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   step = 0;
   readonly optimizer: Optimizer;
   trainState: S;
+  /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
+  readonly ctx: FastSaeContext;
 
   constructor(
     readonly arch: SaeArchitecture<C, S>,
     readonly cfg: C,
     readonly params: Params,
     readonly options: TrainerOptions,
-    readonly ctx: SaeContext,
+    ctx: SaeContext,
   ) {
     this.optimizer = createOptimizer(options.optimizer, params);
     this.trainState = arch.initTrainState(cfg);
+    this.ctx = { ...ctx, workspace: (ctx as FastSaeContext).workspace ?? new Workspace() };
   }
 
   /** λ at the current step (linear warm-up from 0). */
@@ -86,6 +91,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     if (d !== this.cfg.dIn) throw new Error(`training batch has ${d} columns but the SAE's d_in is ${this.cfg.dIn}`);
     const lambda = this.sparsityCoeff();
     const lr = this.lr();
+    this.ctx.workspace!.phase('encode');
     const out = await this.arch.lossAndGrads(this.params, x, this.cfg, lambda, this.trainState, this.ctx);
     if (!Number.isFinite(out.loss)) {
       throw new Error(
@@ -98,6 +104,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
       if (!g) throw new Error(`freeze: no parameter named '${name}' (have ${Object.keys(out.grads).join(', ')})`);
       g.data.fill(0);
     }
+    const ws = this.ctx.workspace!;
+    ws.phase('optimiser');
     const unitNorm = this.arch.decoderConstraint(this.cfg) === 'unit-norm';
     if (unitNorm) removeParallelGradient(this.params.W_dec!, out.grads.W_dec!);
     const gradNorm = clipGradNorm(out.grads, this.options.gradClip);
@@ -105,9 +113,14 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     if (unitNorm) normalizeRows(this.params.W_dec!);
     this.step++;
 
+    ws.phase('stats');
+    const active = (out as Partial<SparseLossAndGrads>).activeLatents;
     let nonzero = 0;
-    for (let i = 0; i < out.latents.data.length; i++) if (out.latents.data[i] !== 0) nonzero++;
-    return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu: batchFvu(x, out.xHat), lr, sparsityCoeff: lambda, gradNorm };
+    if (active) nonzero = active.countNonzero();
+    else for (let i = 0; i < out.latents.data.length; i++) if (out.latents.data[i] !== 0) nonzero++;
+    const fvu = batchFvu(x, out.xHat);
+    ws.phase(null);
+    return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu, lr, sparsityCoeff: lambda, gradNorm };
   }
 
   /** JSON-able training state besides params and optimiser slots. */
@@ -121,18 +134,25 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   }
 }
 
-/** Σ (x − x̂)² / Σ (x − mean_batch(x))², in float64. */
+/**
+ * Σ (x − x̂)² / Σ (x − mean_batch(x))², in float64, in one pass: Σ_rows (x − mean)² = Σ x² − B·mean² per column.
+ */
 export function batchFvu(x: Tensor, xHat: Tensor): number {
   const [rows, d] = dims2(x, 'x');
-  const mean = new Float64Array(d);
-  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) mean[j] += x.data[r * d + j]! / rows;
+  const sum = new Float64Array(d);
+  const sumSq = new Float64Array(d);
+  const a = x.data;
+  const b = xHat.data;
   let err = 0;
-  let tot = 0;
   for (let r = 0; r < rows; r++)
-    for (let j = 0; j < d; j++) {
-      const v = x.data[r * d + j]!;
-      err += (v - xHat.data[r * d + j]!) ** 2;
-      tot += (v - mean[j]!) ** 2;
+    for (let j = 0, o = r * d; j < d; j++, o++) {
+      const v = a[o]!;
+      const e = v - b[o]!;
+      err += e * e;
+      sum[j] += v;
+      sumSq[j] += v * v;
     }
+  let tot = 0;
+  for (let j = 0; j < d; j++) tot += Math.max(0, sumSq[j]! - (sum[j]! * sum[j]!) / rows);
   return tot === 0 ? 0 : err / tot;
 }

@@ -13,52 +13,78 @@
  */
 import { z } from 'zod';
 import {
+  type FastSaeContext,
   type LossAndGrads,
+  type Params,
   type SaeArchitecture,
+  type SparseRows,
   type Tensor,
   accumulate,
   baseSaeConfigSchema,
-  columnSums,
   decodeAffine,
   decoderBackward,
   encoderBackward,
   encoderInput,
+  encoderPre,
+  freshContext,
   initTiedDictionary,
+  lossAndGradsResult,
   reconstructionLoss,
+  sampledDots,
+  workspaceOf,
   zeros,
 } from '@saelab/core';
-import type { Params } from '@saelab/core';
 
 export const gatedConfigSchema = baseSaeConfigSchema;
 export type GatedConfig = z.infer<typeof gatedConfigSchema>;
 
-interface GatedPre {
+interface GatedForward {
   input: Tensor;
-  /** P = input·W_enc. */
+  /** P = input·W_enc, dense [B, m]. */
   shared: Tensor;
-  piGate: Tensor;
-  piMag: Tensor;
+  /** ReLU(π_gate) on the gate's open entries (π_gate > 0). */
+  gateAct: SparseRows;
+  /** f = 1[π_gate > 0] ⊙ ReLU(π_mag) on the same pattern (zero where π_mag ≤ 0). */
+  f: SparseRows;
+  /** exp(r_mag). */
+  magScale: Float32Array;
 }
 
-async function preActivations(p: Params, x: Tensor, cfg: GatedConfig, engine: import('@saelab/core').GemmEngine): Promise<GatedPre> {
-  const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput);
-  const shared = await engine.gemm(input, p.W_enc!);
-  const m = cfg.dSae;
-  const piGate = zeros(shared.shape);
-  const piMag = zeros(shared.shape);
-  const scale = p.r_mag!.data.map(Math.exp);
-  for (let i = 0; i < shared.data.length; i++) {
-    const j = i % m;
-    piGate.data[i] = shared.data[i]! + p.b_gate!.data[j]!;
-    piMag.data[i] = shared.data[i]! * scale[j]! + p.b_mag!.data[j]!;
+/** Encoder forward (eqs. 5–6): one dense GEMM for P, then both paths only where the gate is open. */
+async function gatedForward(p: Params, x: Tensor, cfg: GatedConfig, ctx: FastSaeContext): Promise<GatedForward> {
+  const ws = workspaceOf(ctx);
+  const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
+  const shared = await encoderPre(ctx, input, p.W_enc!, null);
+  const [rows, m] = shared.shape as [number, number];
+  const magScale = p.r_mag!.data.map(Math.exp);
+  const bGate = p.b_gate!.data;
+  const bMag = p.b_mag!.data;
+  const gateAct = ws.sparseRows('gate', rows, m);
+  for (let r = 0; r < rows; r++) {
+    gateAct.reserve(m);
+    for (let i = 0, o = r * m; i < m; i++) {
+      const g = shared.data[o + i]! + bGate[i]!;
+      if (g > 0) gateAct.push(i, g);
+    }
+    gateAct.endRow();
   }
-  return { input, shared, piGate, piMag };
+  const f = gateAct.withValues(ws.buffer('f', gateAct.nnz));
+  forEachEntry(gateAct, (e, r, i) => {
+    const mag = shared.data[r * m + i]! * magScale[i]! + bMag[i]!;
+    f.values[e] = mag > 0 ? mag : 0;
+  });
+  return { input, shared, gateAct, f, magScale };
 }
 
-function gatedLatents(piGate: Tensor, piMag: Tensor): Tensor {
-  const f = zeros(piGate.shape);
-  for (let i = 0; i < f.data.length; i++) if (piGate.data[i]! > 0 && piMag.data[i]! > 0) f.data[i] = piMag.data[i]!;
-  return f;
+/** Calls fn(e, row, column) for every stored entry. */
+function forEachEntry(s: SparseRows, fn: (e: number, r: number, i: number) => void): void {
+  for (let r = 0; r < s.rows; r++) for (let e = s.rowPtr[r]!, end = s.rowPtr[r + 1]!; e < end; e++) fn(e, r, s.indices[e]!);
+}
+
+function float64ToTensor(a: Float64Array): Tensor {
+  const t = zeros([a.length]);
+  t.data.set(a);
+  return t;
 }
 
 export const gated: SaeArchitecture<GatedConfig> = {
@@ -92,80 +118,66 @@ export const gated: SaeArchitecture<GatedConfig> = {
     return { W_enc: W_enc!, b_gate: zeros(m), r_mag: zeros(m), b_mag: zeros(m), W_dec: W_dec!, b_dec: b_dec! };
   },
 
-  async encode(p, x, cfg, { engine }) {
-    const { piGate, piMag } = await preActivations(p, x, cfg, engine);
-    return gatedLatents(piGate, piMag);
+  async encode(p, x, cfg, ctx) {
+    return (await gatedForward(p, x, cfg, freshContext(ctx))).f.toDense();
   },
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
   initTrainState: () => undefined,
 
-  async lossAndGrads(p, x, cfg, lambda, _state, { engine }): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
     const rows = x.shape[0]!;
     const m = cfg.dSae;
-    const { input, shared, piGate, piMag } = await preActivations(p, x, cfg, engine);
-    const f = gatedLatents(piGate, piMag);
-    const gateAct = zeros(piGate.shape); // ReLU(π_gate)
+    const { input, shared, gateAct, f, magScale } = await gatedForward(p, x, cfg, ctx);
     let l1 = 0;
-    for (let i = 0; i < gateAct.data.length; i++) {
-      const v = piGate.data[i]!;
-      if (v > 0) {
-        gateAct.data[i] = v;
-        l1 += v;
-      }
-    }
+    for (let e = 0; e < gateAct.nnz; e++) l1 += gateAct.values[e]!;
 
     // Reconstruction through f, and the auxiliary reconstruction through ReLU(π_gate) with a frozen decoder.
-    const [xHat, xHatAux] = await Promise.all([
-      decodeAffine(engine, f, p.W_dec!, p.b_dec!),
-      decodeAffine(engine, gateAct, p.W_dec!, p.b_dec!),
-    ]);
-    const { loss: mse, dXHat } = reconstructionLoss(x, xHat);
-    const { loss: aux, dXHat: dAux } = reconstructionLoss(x, xHatAux);
-    const [dec, dGateAct] = await Promise.all([
-      decoderBackward(engine, f, dXHat, p.W_dec!),
-      engine.gemm(dAux, p.W_dec!, { transB: true }), // stop-gradient: no W_dec / b_dec gradient from the aux term
-    ]);
+    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+    const xHatAux = await decodeAffine(ctx, gateAct, p.W_dec!, p.b_dec!, 'xHatAux');
+    const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
+    const { loss: aux, dXHat: dAux } = reconstructionLoss(x, xHatAux, ctx, 'dAux');
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    // Stop-gradient: the aux term gives no W_dec / b_dec gradient, only ∂aux/∂ReLU(π_gate) = dAux·W_decᵀ.
+    const dGateAct = await sampledDots(ctx, dAux, p.W_dec!, gateAct, 'dGateAct');
 
-    // dπ_mag = ∂L/∂f where f is on; dπ_gate = (λ/B + ∂aux/∂ReLU(π_gate)) where π_gate > 0.
-    const scale = p.r_mag!.data.map(Math.exp);
-    const dShared = zeros(shared.shape); // ∂L/∂P = dπ_gate + dπ_mag ⊙ exp(r_mag)
-    const dPiGate = zeros(shared.shape);
-    const dPiMag = zeros(shared.shape);
+    // dπ_mag = ∂L/∂f where f is on; dπ_gate = λ/B + ∂aux/∂ReLU(π_gate) where π_gate > 0 (all stored entries).
+    const dShared = gateAct.withValues(workspaceOf(ctx).buffer('dShared', gateAct.nnz)); // ∂L/∂P = dπ_gate + dπ_mag ⊙ exp(r_mag)
+    const dBGate = new Float64Array(m);
+    const dBMag = new Float64Array(m);
     const dRMag = new Float64Array(m);
-    for (let i = 0; i < shared.data.length; i++) {
-      const j = i % m;
-      if (piGate.data[i]! <= 0) continue;
-      const g = lambda / rows + dGateAct.data[i]!;
-      dPiGate.data[i] = g;
+    const dF = dec.dF!;
+    forEachEntry(gateAct, (e, r, i) => {
+      const g = lambda / rows + dGateAct.values[e]!;
+      dBGate[i] += g;
       let d = g;
-      if (piMag.data[i]! > 0) {
-        const dm = dec.dF!.data[i]!;
-        dPiMag.data[i] = dm;
-        d += dm * scale[j]!;
-        dRMag[j] += dm * shared.data[i]! * scale[j]!; // ∂π_mag/∂r_mag = P ⊙ exp(r_mag)
+      if (f.values[e]! > 0) {
+        const dm = dF.values[e]!;
+        dBMag[i] += dm;
+        d += dm * magScale[i]!;
+        dRMag[i] += dm * shared.data[r * m + i]! * magScale[i]!; // ∂π_mag/∂r_mag = P ⊙ exp(r_mag)
       }
-      dShared.data[i] = d;
-    }
-    const enc = await encoderBackward(engine, input, dShared, p.W_enc!, cfg.applyBDecToInput);
-    const rMagGrad = zeros([m]);
-    rMagGrad.data.set(dRMag);
+      dShared.values[e] = d;
+    });
+    const enc = await encoderBackward(ctx, input, dShared, p.W_enc!, cfg.applyBDecToInput);
     const sparsity = (lambda * l1) / rows;
-    return {
-      loss: mse + sparsity + aux,
-      parts: { mse, sparsity, aux },
-      grads: {
-        W_enc: enc.dWEnc,
-        b_gate: columnSums(dPiGate),
-        r_mag: rMagGrad,
-        b_mag: columnSums(dPiMag),
-        W_dec: dec.dWDec,
-        b_dec: accumulate(dec.dBDec, enc.dBDecFromInput),
+    return lossAndGradsResult(
+      {
+        loss: mse + sparsity + aux,
+        parts: { mse, sparsity, aux },
+        grads: {
+          W_enc: enc.dWEnc,
+          b_gate: float64ToTensor(dBGate),
+          r_mag: float64ToTensor(dRMag),
+          b_mag: float64ToTensor(dBMag),
+          W_dec: dec.dWDec,
+          b_dec: accumulate(dec.dBDec, enc.dBDecFromInput),
+        },
+        xHat,
       },
-      latents: f,
-      xHat,
-    };
+      f,
+    );
   },
 
   toSaelensConfig: () => ({}),

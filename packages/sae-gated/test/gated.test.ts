@@ -1,3 +1,5 @@
+import { densePathDifferences } from '@saelab/core';
+import { testEngines } from '@saelab/core/testing';
 import { describe, expect, it } from 'vitest';
 import { jsEngine, Rng } from '@saelab/core';
 import { describeConformance } from '@saelab/core/conformance';
@@ -95,4 +97,17 @@ describe('gated: no shrinkage (sae.md)', () => {
     const { trainOnConstantFeature } = await import('@saelab/core/testing');
     expect(await trainOnConstantFeature(gated, { dIn: 4, dSae: 2, applyBDecToInput: true }, 1)).toBeCloseTo(1, 4);
   });
+});
+
+describe('gated: the sparse kernels agree with the dense reference path (gate, magnitude and aux terms)', () => {
+  const big: GatedConfig = { dIn: 32, dSae: 64, applyBDecToInput: true };
+  for (const [engineName, engine] of testEngines)
+    for (const kernels of ['ts', 'wasm'] as const)
+      it(`${engineName} engine, ${kernels} kernels`, async () => {
+        const rng = new Rng(24);
+        const p = randomParams(gated.paramShapes(big), rng);
+        p.b_gate!.data.fill(-0.6); // gate open on about a quarter of the entries; magnitude off on some of those
+        const diffs = await densePathDifferences(gated, big, p, randomTensor([24, big.dIn], rng), 0.3, engine, () => undefined, { kernels });
+        for (const [what, d] of Object.entries(diffs)) expect(d, what).toBeLessThan(1e-4);
+      });
 });

@@ -18,17 +18,20 @@ import {
   type LossAndGrads,
   type Params,
   type SaeArchitecture,
-  type SaeContext,
-  type Tensor,
   accumulate,
-  affine,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
   encoderBackward,
   encoderInput,
+  encoderPre,
+  freshContext,
   initTiedDictionary,
+  lossAndGradsResult,
   reconstructionLoss,
+  rowsAbove,
+  sampledDots,
+  workspaceOf,
   zeros,
 } from '@saelab/core';
 
@@ -40,18 +43,6 @@ export const jumpReluConfigSchema = baseSaeConfigSchema.extend({
 });
 export type JumpReluConfig = z.infer<typeof jumpReluConfigSchema>;
 
-/** Rectangle kernel K(u) = 1 if −½ < u < ½ else 0. */
-const rectangle = (u: number) => (u > -0.5 && u < 0.5 ? 1 : 0);
-
-function applyJumpRelu(pre: Tensor, threshold: Tensor): Tensor {
-  const m = threshold.data.length;
-  const f = zeros(pre.shape);
-  for (let i = 0; i < pre.data.length; i++) {
-    const v = pre.data[i]!;
-    if (v > threshold.data[i % m]!) f.data[i] = v;
-  }
-  return f;
-}
 
 export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
   name: 'jumprelu',
@@ -76,50 +67,59 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
     return { ...p, threshold: { data: new Float32Array(cfg.dSae).fill(cfg.initialThreshold), shape: [cfg.dSae] } };
   },
 
-  async encode(p, x, cfg, { engine }) {
-    const pre = await affine(engine, encoderInput(x, p.b_dec!, cfg.applyBDecToInput), p.W_enc!, p.b_enc!);
-    return applyJumpRelu(pre, p.threshold!);
+  async encode(p, x, cfg, ctx) {
+    const c = freshContext(ctx);
+    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
+    return rowsAbove(pre, p.threshold!.data).toDense();
   },
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
   initTrainState: () => undefined,
 
-  async lossAndGrads(p, x, cfg, lambda, _state, { engine }: SaeContext): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
+    const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const m = cfg.dSae;
     const eps = cfg.bandwidth;
     const theta = p.threshold!.data;
 
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput);
-    const pre = await affine(engine, input, p.W_enc!, p.b_enc!);
-    const f = applyJumpRelu(pre, p.threshold!);
-    const xHat = await decodeAffine(engine, f, p.W_dec!, p.b_dec!);
-
-    const { loss: mse, dXHat } = reconstructionLoss(x, xHat);
-    const dec = await decoderBackward(engine, f, dXHat, p.W_dec!);
-    const dF = dec.dF!;
-
-    // Through the JumpReLU: dpre = dF ⊙ H(pre − θ); dθ gathers both STE terms (eqs. 11–12), summed over rows.
-    const dPre = zeros(pre.shape);
-    const dTheta = new Float64Array(m);
-    let active = 0;
+    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
+    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
+    // One pass over pre builds f = pre ⊙ H(pre − θ) (active entries only) and the STE window: the entries where
+    // K((pre − θ)/ε) ≠ 0, i.e. θ − ε/2 < pre < θ + ε/2 — the only ones that reach dθ (eqs. 11–12).
+    const f = ws.sparseRows('f', rows, m);
+    const window = ws.sparseRows('window', rows, m);
+    const lo = theta.map((t) => t - eps / 2);
+    const hi = theta.map((t) => t + eps / 2);
     for (let r = 0; r < rows; r++) {
-      const o = r * m;
-      for (let i = 0; i < m; i++) {
+      f.reserve(m);
+      window.reserve(m);
+      for (let i = 0, o = r * m; i < m; i++) {
         const v = pre.data[o + i]!;
-        const t = theta[i]!;
-        if (v > t) {
-          dPre.data[o + i] = dF.data[o + i]!;
-          active++;
-        }
-        const k = rectangle((v - t) / eps);
-        if (k !== 0) dTheta[i] += -(t / eps) * dF.data[o + i]! - (lambda / rows) / eps;
+        if (v <= lo[i]! && v <= theta[i]!) continue; // the common case: neither active nor in the window
+        if (v > theta[i]!) f.push(i, v);
+        if (v > lo[i]! && v < hi[i]!) window.push(i, 0);
       }
+      f.endRow();
+      window.endRow();
     }
-    const l0 = active / rows;
+    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
 
-    const enc = await encoderBackward(engine, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    // Through the JumpReLU: ∂f/∂pre = H(pre − θ), so ∂L/∂pre is ∂L/∂f on f's pattern.
+    const dPre = dec.dF!;
+    // dθ gathers both STE terms (eqs. 11–12), summed over rows; ∂L/∂f is needed on the window too.
+    const dFWindow = await sampledDots(ctx, dXHat, p.W_dec!, window, 'dFWindow');
+    const dTheta = new Float64Array(m);
+    for (let e = 0; e < window.nnz; e++) {
+      const i = window.indices[e]!;
+      dTheta[i] += -(theta[i]! / eps) * dFWindow.values[e]! - lambda / rows / eps;
+    }
+    const l0 = f.nnz / rows;
+
+    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
     const dThreshold = zeros([m]);
     for (let i = 0; i < m; i++) dThreshold.data[i] = dTheta[i]!;
     const grads: Params = {
@@ -130,7 +130,7 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
       threshold: dThreshold,
     };
     const sparsity = lambda * l0;
-    return { loss: mse + sparsity, parts: { mse, sparsity }, grads, latents: f, xHat };
+    return lossAndGradsResult({ loss: mse + sparsity, parts: { mse, sparsity }, grads, xHat }, f);
   },
 
   toSaelensConfig: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold }),

@@ -1,3 +1,5 @@
+import { densePathDifferences } from '@saelab/core';
+import { testEngines } from '@saelab/core/testing';
 import { describe, expect, it } from 'vitest';
 import { jsEngine, Rng } from '@saelab/core';
 import { describeConformance } from '@saelab/core/conformance';
@@ -107,4 +109,18 @@ describe('jumprelu: training', () => {
     expect(last.l0).toBeLessThan(8);
     expect(mmcs).toBeGreaterThanOrEqual(0.9);
   });
+});
+
+describe('jumprelu: the sparse kernels agree with the dense reference path (θ pseudo-gradient included)', () => {
+  for (const bandwidth of [0.001, 0.4])
+    for (const [engineName, engine] of testEngines)
+      for (const kernels of ['ts', 'wasm'] as const)
+        it(`ε = ${bandwidth}, ${engineName} engine, ${kernels} kernels`, async () => {
+          const big: JumpReluConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, bandwidth, initialThreshold: 0.001 };
+          const rng = new Rng(23);
+          const p = randomParams(jumpRelu.paramShapes(big), rng);
+          p.threshold!.data.forEach((_, i, a) => (a[i] = 0.3 + 0.5 * rng.uniform()));
+          const diffs = await densePathDifferences(jumpRelu, big, p, randomTensor([24, big.dIn], rng), 0.7, engine, () => undefined, { kernels });
+          for (const [what, d] of Object.entries(diffs)) expect(d, what).toBeLessThan(1e-4);
+        });
 });

@@ -13,17 +13,19 @@ import {
   type LossAndGrads,
   type SaeArchitecture,
   accumulate,
-  affine,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
   encoderBackward,
   encoderInput,
+  encoderPre,
+  freshContext,
   initTiedDictionary,
+  lossAndGradsResult,
   reconstructionLoss,
-  relu as reluKernel,
   rowNorms,
-  zeros,
+  rowsAbove,
+  workspaceOf,
 } from '@saelab/core';
 
 export const reluConfigSchema = baseSaeConfigSchema.extend({
@@ -54,42 +56,43 @@ export const relu: SaeArchitecture<ReluConfig> = {
 
   init: (cfg, rng) => initTiedDictionary(cfg.dIn, cfg.dSae, rng, cfg.l1Penalty === 'plain' ? 1 : cfg.decoderInitNorm),
 
-  async encode(p, x, cfg, { engine }) {
-    return reluKernel(await affine(engine, encoderInput(x, p.b_dec!, cfg.applyBDecToInput), p.W_enc!, p.b_enc!));
+  async encode(p, x, cfg, ctx) {
+    const c = freshContext(ctx);
+    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
+    return rowsAbove(pre, 0).toDense();
   },
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
   initTrainState: () => undefined,
 
-  async lossAndGrads(p, x, cfg, lambda, _state, { engine }): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
+    const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const { dIn, dSae: m } = cfg;
     const weighted = cfg.l1Penalty === 'decoder-norm-weighted';
     const norms = weighted ? rowNorms(p.W_dec!) : new Float32Array(m).fill(1);
 
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput);
-    const pre = await affine(engine, input, p.W_enc!, p.b_enc!);
-    const f = reluKernel(pre);
-    const xHat = await decodeAffine(engine, f, p.W_dec!, p.b_dec!);
+    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
+    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
+    const f = rowsAbove(pre, 0, ws.sparseRows('f', rows, m)); // ReLU: the active entries only
+    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
 
-    const { loss: mse, dXHat } = reconstructionLoss(x, xHat);
-    const dec = await decoderBackward(engine, f, dXHat, p.W_dec!);
+    const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
 
-    // ∂/∂f of (λ/B) Σ f_i‖W_dec,i‖ is (λ/B)‖W_dec,i‖; through the ReLU only where pre > 0.
-    const dPre = zeros(pre.shape);
+    // ∂/∂f of (λ/B) Σ f_i‖W_dec,i‖ is (λ/B)‖W_dec,i‖; the ReLU passes gradient exactly at f's active entries.
+    const dF = dec.dF!;
+    const dPre = f.withValues(ws.buffer('dPre', f.nnz));
     const fSum = new Float64Array(m);
     let penalty = 0;
-    for (let r = 0; r < rows; r++) {
-      const o = r * m;
-      for (let i = 0; i < m; i++) {
-        const v = f.data[o + i]!;
-        if (v > 0) {
-          dPre.data[o + i] = dec.dF!.data[o + i]! + (lambda / rows) * norms[i]!;
-          fSum[i] += v;
-          penalty += v * norms[i]!;
-        }
-      }
+    const { indices, values } = f;
+    for (let e = 0, n = f.nnz; e < n; e++) {
+      const i = indices[e]!;
+      const v = values[e]!;
+      dPre.values[e] = dF.values[e]! + (lambda / rows) * norms[i]!;
+      fSum[i] += v;
+      penalty += v * norms[i]!;
     }
     // ∂/∂W_dec,i of (λ/B) Σ_rows f_i ‖W_dec,i‖ = (λ/B) (Σ_rows f_i) W_dec,i / ‖W_dec,i‖.
     if (weighted) {
@@ -100,15 +103,17 @@ export const relu: SaeArchitecture<ReluConfig> = {
       }
     }
 
-    const enc = await encoderBackward(engine, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
     const sparsity = (lambda * penalty) / rows;
-    return {
-      loss: mse + sparsity,
-      parts: { mse, sparsity },
-      grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
-      latents: f,
-      xHat,
-    };
+    return lossAndGradsResult(
+      {
+        loss: mse + sparsity,
+        parts: { mse, sparsity },
+        grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
+        xHat,
+      },
+      f,
+    );
   },
 
   toSaelensConfig: (cfg) => ({ l1_penalty: cfg.l1Penalty, decoder_init_norm: cfg.decoderInitNorm }),

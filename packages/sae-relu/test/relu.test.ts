@@ -1,3 +1,5 @@
+import { Rng, densePathDifferences } from '@saelab/core';
+import { randomParams, randomTensor, testEngines } from '@saelab/core/testing';
 import { describeConformance } from '@saelab/core/conformance';
 import { matmulRows64, type Params64 } from '@saelab/core/testing';
 import { relu, type ReluConfig } from '../src/index.js';
@@ -48,4 +50,17 @@ describe('relu: shrinkage (sae.md)', () => {
     expect(g).toBeLessThan(0.9);
     expect(g).toBeCloseTo(0.5, 2);
   });
+});
+
+describe('relu: the sparse kernels agree with the dense reference path (loss, x̂, latents, every gradient)', () => {
+  const big: ReluConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 };
+  for (const [engineName, engine] of testEngines)
+    for (const kernels of ['ts', 'wasm'] as const)
+      it(`${engineName} engine, ${kernels} kernels`, async () => {
+        const rng = new Rng(21);
+        const p = randomParams(relu.paramShapes(big), rng);
+        p.b_enc!.data.fill(-0.6); // about a quarter of the latents active
+        const diffs = await densePathDifferences(relu, big, p, randomTensor([24, big.dIn], rng), 0.3, engine, () => undefined, { kernels });
+        for (const [what, d] of Object.entries(diffs)) expect(d, what).toBeLessThan(1e-4);
+      });
 });

@@ -13,18 +13,20 @@ import { z } from 'zod';
 import {
   type LossAndGrads,
   type SaeArchitecture,
-  type Tensor,
+  type SparseRows,
   accumulate,
-  affine,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
   encoderBackward,
   encoderInput,
+  encoderPre,
+  freshContext,
   initTiedDictionary,
+  lossAndGradsResult,
   reconstructionLoss,
-  topKIndices,
-  zeros,
+  topKRows,
+  workspaceOf,
 } from '@saelab/core';
 
 export const topKConfigSchema = baseSaeConfigSchema
@@ -44,19 +46,6 @@ export type TopKConfig = z.infer<typeof topKConfigSchema>;
 /** Training state: tokens since each latent last fired (for dead-latent detection). */
 export interface TopKState {
   tokensSinceFired: Float64Array;
-}
-
-/** f = ReLU of the k largest entries of each row, zero elsewhere; also returns their indices. */
-function topKRelu(pre: Tensor, k: number): { f: Tensor; indices: Int32Array } {
-  const [rows, m] = pre.shape as [number, number];
-  const indices = topKIndices(pre, k);
-  const f = zeros(pre.shape);
-  for (let r = 0; r < rows; r++)
-    for (let s = 0; s < k; s++) {
-      const j = r * m + indices[r * k + s]!;
-      if (pre.data[j]! > 0) f.data[j] = pre.data[j]!;
-    }
-  return { f, indices };
 }
 
 export const topK: SaeArchitecture<TopKConfig, TopKState> = {
@@ -79,48 +68,50 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
 
   init: (cfg, rng) => initTiedDictionary(cfg.dIn, cfg.dSae, rng),
 
-  async encode(p, x, cfg, { engine }) {
-    const pre = await affine(engine, encoderInput(x, p.b_dec!, cfg.applyBDecToInput), p.W_enc!, p.b_enc!);
-    return topKRelu(pre, cfg.k).f;
+  async encode(p, x, cfg, ctx) {
+    const c = freshContext(ctx);
+    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
+    return topKRows(pre, cfg.k).toDense();
   },
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
   initTrainState: (cfg) => ({ tokensSinceFired: new Float64Array(cfg.dSae) }),
 
-  async lossAndGrads(p, x, cfg, _lambda, state, { engine }): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, _lambda, state, ctx): Promise<LossAndGrads> {
+    const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const m = cfg.dSae;
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput);
-    const pre = await affine(engine, input, p.W_enc!, p.b_enc!);
-    const { f } = topKRelu(pre, cfg.k);
-    const xHat = await decodeAffine(engine, f, p.W_dec!, p.b_dec!);
-    const { loss: mse, dXHat } = reconstructionLoss(x, xHat);
-    const dec = await decoderBackward(engine, f, dXHat, p.W_dec!);
-
-    const dPre = zeros(pre.shape);
-    for (let i = 0; i < f.data.length; i++) if (f.data[i]! > 0) dPre.data[i] = dec.dF!.data[i]!;
+    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
+    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
+    // f = ReLU(TopK(pre)): k entries per row (fewer if some of the top k are ≤ 0).
+    const f = topKRows(pre, cfg.k, ws.sparseRows('f', rows, m));
+    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+    const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    // ∂f/∂pre is 1 at the kept entries and 0 elsewhere, so ∂L/∂pre is ∂L/∂f on f's pattern.
+    const dPre: SparseRows[] = [dec.dF!];
 
     // Dead-latent bookkeeping, then AuxK on the dead latents.
     const fired = new Uint8Array(m);
-    for (let i = 0; i < f.data.length; i++) if (f.data[i]! > 0) fired[i % m] = 1;
+    for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
     const since = state.tokensSinceFired;
-    let nDead = 0;
+    const deadList: number[] = [];
     for (let j = 0; j < m; j++) {
       since[j] = fired[j] ? 0 : since[j]! + rows;
-      if (since[j]! >= cfg.deadTokensThreshold) nDead++;
+      if (since[j]! >= cfg.deadTokensThreshold) deadList.push(j);
     }
+    const nDead = deadList.length;
     let auxk = 0;
     const kAux = cfg.kAux ?? Math.max(1, Math.floor(cfg.dIn / 2));
     if (nDead > 0 && cfg.auxCoefficient > 0) {
       const k = Math.min(kAux, nDead);
       const scale = Math.min(nDead / kAux, 1);
-      const deadPre = zeros(pre.shape);
-      for (let i = 0; i < pre.data.length; i++) deadPre.data[i] = since[i % m]! >= cfg.deadTokensThreshold ? pre.data[i]! : -Infinity;
-      const { f: fAux } = topKRelu(deadPre, k);
-      const eHat = await engine.gemm(fAux, p.W_dec!); // no b_dec: it predicts the residual e
+      // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
+      const fAux = topKRows(pre, k, ws.sparseRows('fAux', rows, m), Int32Array.from(deadList));
+      const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
       // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
-      const dEHat = zeros(eHat.shape);
+      const dEHat = ws.tensor('dEHat', eHat.shape);
       let s = 0;
       for (let i = 0; i < eHat.data.length; i++) {
         const diff = eHat.data[i]! - (x.data[i]! - xHat.data[i]!);
@@ -128,19 +119,21 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
         dEHat.data[i] = (cfg.auxCoefficient * scale * 2 * diff) / rows;
       }
       auxk = (cfg.auxCoefficient * scale * s) / rows;
-      const aux = await decoderBackward(engine, fAux, dEHat, p.W_dec!);
+      const aux = await decoderBackward(ctx, fAux, dEHat, p.W_dec!, { key: 'aux' });
       accumulate(dec.dWDec, aux.dWDec);
-      for (let i = 0; i < fAux.data.length; i++) if (fAux.data[i]! > 0) dPre.data[i] += aux.dF!.data[i]!;
+      dPre.push(aux.dF!);
     }
 
-    const enc = await encoderBackward(engine, input, dPre, p.W_enc!, cfg.applyBDecToInput);
-    return {
-      loss: mse + auxk,
-      parts: { mse, auxk },
-      grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
-      latents: f,
-      xHat,
-    };
+    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    return lossAndGradsResult(
+      {
+        loss: mse + auxk,
+        parts: { mse, auxk },
+        grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
+        xHat,
+      },
+      f,
+    );
   },
 
   toSaelensConfig: (cfg) => ({

@@ -1,3 +1,5 @@
+import { densePathDifferences } from '@saelab/core';
+import { testEngines } from '@saelab/core/testing';
 import { describe, expect, it } from 'vitest';
 import { jsEngine, Rng } from '@saelab/core';
 import { describeConformance } from '@saelab/core/conformance';
@@ -80,4 +82,21 @@ describe('topk: no shrinkage', () => {
     const { trainOnConstantFeature } = await import('@saelab/core/testing');
     expect(await trainOnConstantFeature(topK, { ...cfg, dIn: 4, dSae: 2, k: 1 }, 0)).toBeCloseTo(1, 4);
   });
+});
+
+describe('topk: the sparse kernels agree with the dense reference path, AuxK included', () => {
+  const big: TopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10 };
+  for (const [engineName, engine] of testEngines)
+    for (const kernels of ['ts', 'wasm'] as const)
+      it(`${engineName} engine, ${kernels} kernels`, async () => {
+        const rng = new Rng(22);
+        const p = randomParams(topK.paramShapes(big), rng);
+        const x = randomTensor([24, big.dIn], rng);
+        // Every latent idle for 100 tokens: those that do not fire in this batch are dead, so AuxK runs.
+        const state = () => ({ tokensSinceFired: new Float64Array(big.dSae).fill(100) });
+        const diffs = await densePathDifferences(topK, big, p, x, 0, engine, state, { kernels });
+        for (const [what, d] of Object.entries(diffs)) expect(d, what).toBeLessThan(1e-4);
+        const out = await topK.lossAndGrads(p, x, big, 0, state(), { engine });
+        expect(out.parts.auxk).toBeGreaterThan(0);
+      });
 });

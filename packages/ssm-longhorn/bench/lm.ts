@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng, writeFileAtomic } from '@saelab/core';
-import { IGNORE, LonghornLM, type Transition, modelStats, nextTokenTargets, saveModel, train } from '../src/index.js';
+import { EOT, IGNORE, LonghornLM, type Transition, buildVocab, modelStats, nextTokenTargets, saveModel, saveVocab, toModelIds, train } from '../src/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -48,11 +48,12 @@ const encodeSplit = (split: string): number[] => {
 const trainRaw = encodeSplit('train');
 const valRaw = encodeSplit('validation');
 // Restricted vocabulary: 0 = <unk>, 1 = <eot>, then the V−2 most frequent training tokens.
-const freq = new Map<number, number>();
-for (const t of trainRaw) if (t >= 0) freq.set(t, (freq.get(t) ?? 0) + 1);
-const kept = [...freq.entries()].sort((x, y) => y[1] - x[1] || x[0] - y[0]).slice(0, V - 2).map(([t]) => t);
-const index = new Map(kept.map((t, i) => [t, i + 2]));
-const mapIds = (raw: number[]) => Int32Array.from(raw, (t) => (t < 0 ? 1 : (index.get(t) ?? 0)));
+const vocab = buildVocab(tok.name, trainRaw.filter((t) => t >= 0), V);
+const mapIds = (raw: number[]) => {
+  const ids = toModelIds(vocab, raw);
+  raw.forEach((t, i) => t < 0 && (ids[i] = EOT));
+  return ids;
+};
 const trainIds = mapIds(trainRaw);
 const valIds = mapIds(valRaw);
 const unkRate = (ids: Int32Array) => ids.reduce((s, t) => s + (t === 0 ? 1 : 0), 0) / ids.length;
@@ -94,7 +95,7 @@ async function validationLoss(lm: LonghornLM): Promise<number> {
 const resultsPath = join(import.meta.dirname, '..', 'results', 'lm.json');
 const rows: Record<string, unknown>[] = existsSync(resultsPath) ? JSON.parse(readFileSync(resultsPath, 'utf8')).rows : [];
 for (const variant of a.variants!.split(',') as Transition[]) {
-  const cfg = { vocabSize: V, dModel: Number(a.dModel), nLayers: Number(a.layers), dState: 16, variant };
+  const cfg = { vocabSize: V, dModel: Number(a.dModel), nLayers: Number(a.layers), dState: 16, variant, bos: EOT };
   const lm = LonghornLM.create(cfg, Number(a.seed));
   const dir = join(import.meta.dirname, '..', 'runs', `lm-${a.corpus}-${variant}`);
   const c0 = process.cpuUsage();
@@ -102,8 +103,8 @@ for (const variant of a.variants!.split(',') as Transition[]) {
   const logs = await train(lm, { lr: Number(a.lr), warmupSteps: Math.max(1, Math.round(steps * 0.05)), totalSteps: steps, weightDecay: 0.1, checkpointEvery: 50 }, { data, dir, progress: true });
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(c0);
-  await writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify({ tokenizer: 'gpt2', special: { '0': '<unk>', '1': '<eot>' }, gpt2Ids: kept }) + '\n');
   await saveModel(dir, lm);
+  await saveVocab(dir, vocab);
   const valLoss = await validationLoss(lm);
   const row = {
     corpus: a.corpus, ...cfg, seqLen: L, batch: B, lr: Number(a.lr), steps, tokens: steps * B * L,

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng, writeFileAtomic } from '@saelab/core';
-import { LonghornLM, TRANSITIONS, type Transition, modelStats, mqarAccuracy, mqarBatch, mqarStream, train } from '../src/index.js';
+import { LonghornLM, TRANSITIONS, type Transition, loadModel, modelStats, mqarAccuracy, mqarBatch, mqarStream, saveModel, train } from '../src/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -29,6 +29,8 @@ const { values: a } = parseArgs({
     target: { type: 'string', default: '0.99' },
     seed: { type: 'string', default: '0' },
     name: { type: 'string', default: 'mqar' },
+    /** Warm start from a model folder (curriculum); stated in the results. */
+    init: { type: 'string' },
   },
 });
 
@@ -57,6 +59,8 @@ interface Row {
   steps: number;
   examplesSeen: number;
   seconds: number;
+  cpuSeconds: number;
+  init: string | null;
   valAcc: number;
   testAcc: number;
   testAcc2L: number;
@@ -75,10 +79,10 @@ async function writeResults(): Promise<void> {
     '',
     `Budget: ${budget}.`,
     '',
-    '| variant | d_model | L | N | lr | params | state floats/layer | steps | examples | CPU s | test acc | test acc @2L |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| variant | d_model | L | N | lr | params | state floats/layer | steps | examples | wall s | CPU s | warm start | test acc | test acc @2L |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) =>
-      `| ${r.variant} | ${r.dModel} | ${r.seqLen} | ${r.numKvPairs} | ${r.lr} | ${r.params} | ${r.stateFloatsPerLayer} | ${r.steps} | ${r.examplesSeen} | ${r.seconds.toFixed(0)} | ${r.testAcc.toFixed(4)} | ${r.testAcc2L.toFixed(4)} |`),
+      `| ${r.variant} | ${r.dModel} | ${r.seqLen} | ${r.numKvPairs} | ${r.lr} | ${r.params} | ${r.stateFloatsPerLayer} | ${r.steps} | ${r.examplesSeen} | ${r.seconds.toFixed(0)} | ${r.cpuSeconds?.toFixed(0) ?? '-'} | ${r.init ?? '-'} | ${r.testAcc.toFixed(4)} | ${r.testAcc2L.toFixed(4)} |`),
     '',
   ];
   await writeFileAtomic(join(resultsDir, `${a.name}.md`), lines.join('\n'));
@@ -119,11 +123,15 @@ for (const variant of variants) {
         if (rows.some((r) => r.variant === variant && r.dModel === dModel && r.seqLen === L && r.numKvPairs === N && r.lr === lr)) continue;
         const task = { vocabSize: V, seqLen: L, numKvPairs: N };
         const modelCfg = { vocabSize: V, dModel, nLayers: 2, dState: 16, variant };
-        const lm = LonghornLM.create(modelCfg, seed);
+        const lm = a.init ? await loadModel(a.init) : LonghornLM.create(modelCfg, seed);
+        if (JSON.stringify({ ...lm.config, variant }) !== JSON.stringify(lm.config) || lm.config.dModel !== dModel || lm.config.vocabSize !== V) {
+          throw new Error(`--init ${a.init}: model config ${JSON.stringify(lm.config)} does not match this run`);
+        }
         const val = mqarBatch(task, evalN, new Rng(1_000_000 + seed));
         const test = mqarBatch(task, evalN, new Rng(2_000_000 + seed));
         const test2L = mqarBatch({ ...task, seqLen: 2 * L }, evalN, new Rng(3_000_000 + seed));
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         let valAcc = 0;
         console.error(`\n${variant} d_model=${dModel} L=${L} N=${N} lr=${lr}`);
         const logs = await train(lm, { lr, weightDecay: 0.1, warmupSteps: Math.round(steps * 0.05), totalSteps: steps, seed, gradClip: 1 }, {
@@ -137,10 +145,12 @@ for (const variant of variants) {
           },
         });
         const seconds = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(c0);
+        await saveModel(join(import.meta.dirname, '..', 'runs', `${a.name}-${variant}-d${dModel}-L${L}-N${N}-lr${lr}`), lm);
         const stats = modelStats(lm.config);
         const row: Row = {
           variant, dModel, seqLen: L, numKvPairs: N, vocab: V, lr, params: stats.params, stateFloatsPerLayer: stats.stateFloatsPerLayer,
-          steps: logs.length, examplesSeen: logs.length * batch, seconds, valAcc,
+          steps: logs.length, examplesSeen: logs.length * batch, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, init: a.init ?? null, valAcc,
           testAcc: await mqarAccuracy(lm, test), testAcc2L: await mqarAccuracy(lm, test2L),
         };
         console.error(`  → test acc ${row.testAcc.toFixed(4)}, @2L ${row.testAcc2L.toFixed(4)}, ${seconds.toFixed(0)} s`);

@@ -5,3 +5,4 @@ export * from './mixer.js';
 export * from './model.js';
 export * from './train.js';
 export * from './mqar.js';
+export * from './vocab.js';

@@ -29,6 +29,8 @@ export const LonghornConfigSchema = z.object({
   /** Scan checkpoint interval C (memory/recompute trade-off only; results do not depend on it). */
   scanChunk: z.number().int().min(1).default(16),
   normEps: z.number().positive().default(1e-5),
+  /** Token that begins sequences (e.g. <eot> of a restricted vocabulary); rows at BOS are excluded from harvests. */
+  bos: z.number().int().min(0).nullable().default(null),
 });
 export type LonghornConfigInput = z.input<typeof LonghornConfigSchema>;
 export type LonghornConfig = Required<z.output<typeof LonghornConfigSchema>>;
@@ -122,7 +124,7 @@ export class LonghornLM implements HookableLM {
       dModel: this.config.dModel,
       nLayers: this.config.nLayers,
       maxSeqLen: Infinity,
-      bos: null,
+      bos: this.config.bos,
     };
   }
 

@@ -101,3 +101,30 @@ describe('training', () => {
     await expect(loadModel(join(dir, 'nope'))).rejects.toThrow(/missing config.json/);
   });
 });
+
+describe('restricted vocabulary', () => {
+  // A character-level base tokenizer (code points as ids) keeps the test independent of any BPE table.
+  const chars = {
+    name: 'chars',
+    vocabSize: 0x110000,
+    bos: null,
+    encode: (t: string) => Array.from(t, (c) => c.codePointAt(0)!),
+    decode: (ids: ArrayLike<number>) => String.fromCodePoint(...Array.from(ids)),
+  };
+
+  it('keeps the most frequent tokens, maps the rest to <unk>, and round-trips known text', async () => {
+    const { buildVocab, restrictTokenizer, saveVocab, loadVocab, UNK, EOT } = await import('../src/vocab.js');
+    const vocab = buildVocab('chars', chars.encode('aaaabbbcc d'), 5); // keeps a, b, c
+    expect(vocab.baseIds).toEqual([97, 98, 99]);
+    const tok = restrictTokenizer(chars, vocab);
+    expect(tok.vocabSize).toBe(5);
+    expect(tok.bos).toBe(EOT);
+    expect(tok.encode('abcz')).toEqual([2, 3, 4, UNK]);
+    expect(tok.decode(tok.encode('cab'))).toBe('cab');
+    const dir = tmp();
+    await saveVocab(dir, vocab);
+    expect(loadVocab(dir)).toEqual(vocab);
+    expect(loadVocab(join(dir, 'none'))).toBeNull();
+    expect(() => restrictTokenizer({ ...chars, name: 'gpt2' }, vocab)).toThrow(/built with 'chars'/);
+  });
+});

@@ -2,3 +2,4 @@
 export * from './sparse.js';
 export * from './workspace.js';
 export { wasmKernelsAvailable, sparseMatmulWasm, sampledDotsWasm, scatterOuterWasm } from './wasm.js';
+export * from './paths.js';

@@ -2,7 +2,7 @@
 ;; Assembled by `npx tsx tools/build-wasm.ts` into kernels-wasm.ts (base64); the TypeScript versions of the same
 ;; loops are in sparse.ts and the tests compare the two. All pointers are byte offsets into this module's memory.
 ;; Row length d must be a multiple of 16 floats: the inner loops move 4 vectors (64 bytes) per iteration, which
-;; keeps four independent add chains in flight.
+;; keeps four independent chains in flight.
 ;;
 ;; CSR layout (see SparseRows): ptr[rows+1] (i32), idx[nnz] (i32), val[nnz] (f32).
 (module
@@ -14,7 +14,7 @@
     (param $rows i32) (param $d i32) (param $ptr i32) (param $idx i32) (param $val i32)
     (param $w i32) (param $bias i32) (param $out i32)
     (local $r i32) (local $e i32) (local $end i32) (local $o i32) (local $src i32) (local $j i32)
-    (local $bytes i32) (local $v v128)
+    (local $bytes i32) (local $v v128) (local $y i32) (local $x i32)
     (local.set $bytes (i32.shl (local.get $d) (i32.const 2)))
     (block $rows_done (loop $rows_loop
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
@@ -32,7 +32,16 @@
         (local.set $j (i32.const 0))
         (block $j_done (loop $j_loop
           (br_if $j_done (i32.ge_u (local.get $j) (local.get $bytes)))
-          (call $axpy64 (i32.add (local.get $o) (local.get $j)) (i32.add (local.get $src) (local.get $j)) (local.get $v))
+          ;; y[0..16) += v · x[0..16), inline (V8 does not inline wasm calls here)
+          (local.set $y (i32.add (local.get $o) (local.get $j)))
+          (local.set $x (i32.add (local.get $src) (local.get $j)))
+          (v128.store (local.get $y) (f32x4.add (v128.load (local.get $y)) (f32x4.mul (local.get $v) (v128.load (local.get $x)))))
+          (v128.store offset=16 (local.get $y)
+            (f32x4.add (v128.load offset=16 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=16 (local.get $x)))))
+          (v128.store offset=32 (local.get $y)
+            (f32x4.add (v128.load offset=32 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $x)))))
+          (v128.store offset=48 (local.get $y)
+            (f32x4.add (v128.load offset=48 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=48 (local.get $x)))))
           (local.set $j (i32.add (local.get $j) (i32.const 64)))
           (br $j_loop)))
         (local.set $e (i32.add (local.get $e) (i32.const 1)))
@@ -45,7 +54,7 @@
     (param $rows i32) (param $d i32) (param $ptr i32) (param $idx i32) (param $val i32)
     (param $g i32) (param $acc i32)
     (local $r i32) (local $e i32) (local $end i32) (local $src i32) (local $dst i32) (local $j i32)
-    (local $bytes i32) (local $v v128)
+    (local $bytes i32) (local $v v128) (local $y i32) (local $x i32)
     (local.set $bytes (i32.shl (local.get $d) (i32.const 2)))
     (block $rows_done (loop $rows_loop
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
@@ -60,7 +69,15 @@
         (local.set $j (i32.const 0))
         (block $j_done (loop $j_loop
           (br_if $j_done (i32.ge_u (local.get $j) (local.get $bytes)))
-          (call $axpy64 (i32.add (local.get $dst) (local.get $j)) (i32.add (local.get $src) (local.get $j)) (local.get $v))
+          (local.set $y (i32.add (local.get $dst) (local.get $j)))
+          (local.set $x (i32.add (local.get $src) (local.get $j)))
+          (v128.store (local.get $y) (f32x4.add (v128.load (local.get $y)) (f32x4.mul (local.get $v) (v128.load (local.get $x)))))
+          (v128.store offset=16 (local.get $y)
+            (f32x4.add (v128.load offset=16 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=16 (local.get $x)))))
+          (v128.store offset=32 (local.get $y)
+            (f32x4.add (v128.load offset=32 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $x)))))
+          (v128.store offset=48 (local.get $y)
+            (f32x4.add (v128.load offset=48 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=48 (local.get $x)))))
           (local.set $j (i32.add (local.get $j) (i32.const 64)))
           (br $j_loop)))
         (local.set $e (i32.add (local.get $e) (i32.const 1)))
@@ -111,13 +128,4 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows_loop))))
 
-  ;; y[0..16) += v · x[0..16)  (64 bytes: four f32x4 lanes)
-  (func $axpy64 (param $y i32) (param $x i32) (param $v v128)
-    (v128.store (local.get $y) (f32x4.add (v128.load (local.get $y)) (f32x4.mul (local.get $v) (v128.load (local.get $x)))))
-    (v128.store offset=16 (local.get $y)
-      (f32x4.add (v128.load offset=16 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=16 (local.get $x)))))
-    (v128.store offset=32 (local.get $y)
-      (f32x4.add (v128.load offset=32 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $x)))))
-    (v128.store offset=48 (local.get $y)
-      (f32x4.add (v128.load offset=48 (local.get $y)) (f32x4.mul (local.get $v) (v128.load offset=48 (local.get $x))))))
 )

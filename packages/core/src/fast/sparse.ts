@@ -78,6 +78,17 @@ export class SparseRows {
     this.rowPtr[++this.row] = this.n;
   }
 
+  /** The write cursor (for hot loops that fill `indices`/`values` directly after `reserve`, then call endRowAt). */
+  get cursor(): number {
+    return this.n;
+  }
+
+  /** Closes the current row after entries were written directly up to position `n`. */
+  endRowAt(n: number): void {
+    this.n = n;
+    this.rowPtr[++this.row] = n;
+  }
+
   /** A matrix with the same pattern (shared rowPtr/indices) and its own values (zeros unless given). */
   withValues(values?: Float32Array): SparseRows {
     const s = new SparseRows();
@@ -225,11 +236,14 @@ export function topKRows(m: Tensor, k: number, out = new SparseRows(), columns?:
   const sel = new Int32Array(k);
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
-    // Min-heap of the best k so far; root = the worst kept (smallest value, larger column on ties).
+    // Min-heap of the best k so far; root = the worst kept (smallest value, larger column on ties). Columns are
+    // scanned in increasing order, so a later column never wins a tie: only v > root can enter once the heap is full.
     let size = 0;
+    let root = -Infinity;
     for (let c = 0; c < nc; c++) {
       const j = cand ? cand[c]! : c;
       const v = a[o + j]!;
+      if (size === k && !(v > root)) continue;
       if (size < k) {
         let p = size++;
         while (p > 0) {
@@ -241,7 +255,7 @@ export function topKRows(m: Tensor, k: number, out = new SparseRows(), columns?:
         }
         heapV[p] = v;
         heapI[p] = j;
-      } else if (k > 0 && (v > heapV[0]! || (v === heapV[0]! && j < heapI[0]!))) {
+      } else {
         let p = 0;
         for (;;) {
           const l = 2 * p + 1;
@@ -256,6 +270,7 @@ export function topKRows(m: Tensor, k: number, out = new SparseRows(), columns?:
         heapV[p] = v;
         heapI[p] = j;
       }
+      root = heapV[0]!;
     }
     // Keep the positive ones, in column order.
     let n = 0;
@@ -264,6 +279,33 @@ export function topKRows(m: Tensor, k: number, out = new SparseRows(), columns?:
     out.reserve(n);
     for (let s = 0; s < n; s++) out.push(chosen[s]!, a[o + chosen[s]!]!);
     out.endRow();
+  }
+  return out;
+}
+
+/**
+ * The entries of `pre` above a per-column threshold (or one scalar), as a sparse matrix with values pre:
+ * ReLU is θ = 0, JumpReLU is θ = the learned thresholds (Rajamanoharan et al. 2024b, eq. 4).
+ */
+export function rowsAbove(pre: Tensor, threshold: Float32Array | number, out = new SparseRows()): SparseRows {
+  const [rows, cols] = dims2(pre, 'rowsAbove');
+  const theta = typeof threshold === 'number' ? new Float32Array(cols).fill(threshold) : threshold;
+  if (theta.length !== cols) throw new Error(`rowsAbove: ${theta.length} thresholds for ${cols} columns`);
+  out.reset(rows, cols);
+  const a = pre.data;
+  for (let r = 0; r < rows; r++) {
+    out.reserve(cols);
+    const idx = out.indices;
+    const val = out.values;
+    let n = out.cursor;
+    for (let j = 0, o = r * cols; j < cols; j++, o++) {
+      const v = a[o]!;
+      if (v > theta[j]!) {
+        idx[n] = j;
+        val[n++] = v;
+      }
+    }
+    out.endRowAt(n);
   }
   return out;
 }

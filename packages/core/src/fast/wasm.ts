@@ -9,8 +9,19 @@ import { dims2 } from '../tensor.js';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
 import type { SparseRows } from './sparse.js';
 
+/** The slice of the WebAssembly API used here (the project's TS lib has no DOM/WebAssembly typings). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
 interface KernelExports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   gather_axpy(rows: number, d: number, ptr: number, idx: number, val: number, w: number, bias: number, out: number): void;
   scatter_outer(rows: number, d: number, ptr: number, idx: number, val: number, g: number, acc: number): void;
   sampled_dots(rows: number, d: number, ptr: number, idx: number, g: number, w: number, out: number): void;
@@ -23,7 +34,7 @@ function kernels(): KernelExports | null {
   if (instance === undefined) {
     try {
       const bytes = Buffer.from(KERNELS_WASM_BASE64, 'base64');
-      instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as KernelExports;
+      instance = new WA.Instance(new WA.Module(bytes), {}).exports as KernelExports;
     } catch {
       instance = null;
     }

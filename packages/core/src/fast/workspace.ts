@@ -6,6 +6,7 @@
  * allocated once (or grown) and reused every step, so resident memory stays flat after the first step.
  * Buffers returned by `lossAndGrads` through a workspace are valid until the next step that uses it.
  */
+import type { SaeContext } from '../sae.js';
 import { type Tensor, numel } from '../tensor.js';
 import { SparseRows } from './sparse.js';
 
@@ -83,7 +84,7 @@ export class Workspace {
   }
 
   /** Marks the start of a phase (for the benchmark's breakdown); cheap enough to leave on. */
-  phase(name: string): void {
+  phase(name: string | null): void {
     this.timer.mark(name);
   }
 
@@ -116,6 +117,6 @@ export class PhaseTimer {
 }
 
 /** The workspace carried by a context, or a throwaway one (fresh buffers) when there is none. */
-export function workspaceOf(ctx: { workspace?: Workspace }): Workspace {
-  return ctx.workspace ?? new Workspace();
+export function workspaceOf(ctx: SaeContext): Workspace {
+  return (ctx as { workspace?: Workspace }).workspace ?? new Workspace();
 }

@@ -61,7 +61,8 @@ export const sweepConfigSchema = z
     activations: z.string().min(1).optional(),
     /** Hook site; default: the residual stream after the middle layer. */
     site: z.string().min(1).optional(),
-    lm: lmBuildSchema,
+    /** Settings of the default source's LM (required when source is 'default' and no activations are given). */
+    lm: lmBuildSchema.optional(),
     data: z
       .object({
         corpus: z.string().default('sotu+brown'),
@@ -115,6 +116,9 @@ export const sweepConfigSchema = z
     }
     for (const k of c.grid.sparsity.topk ?? []) {
       if (!Number.isInteger(k)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', 'topk'], message: `k must be an integer, got ${k}` });
+    }
+    if (c.source === 'default' && !c.activations && !c.lm) {
+      ctx.addIssue({ code: 'custom', path: ['lm'], message: "the default source trains its own LM: give its settings under 'lm' (see the presets)" });
     }
     if (c.source !== 'default' && !/^(llama2c|longhorn):.+/.test(c.source)) {
       ctx.addIssue({ code: 'custom', path: ['source'], message: `expected default, llama2c:PATH or longhorn:DIR, got '${c.source}'` });

@@ -62,8 +62,9 @@ export function concatRows(a: RowSource, b: RowSource): RowSource {
   };
 }
 
-export async function prepareSweepData(c: SweepConfig, cacheDir: string, log: (s: string) => void): Promise<SweepData> {
-  return c.activations ? openGivenActivations(c, c.activations) : harvestFromLm(c, cacheDir, log);
+/** `quiet` hides the LM-training and harvest progress bars (log lines still go to `log`). */
+export async function prepareSweepData(c: SweepConfig, cacheDir: string, log: (s: string) => void, quiet = false): Promise<SweepData> {
+  return c.activations ? openGivenActivations(c, c.activations) : harvestFromLm(c, cacheDir, log, quiet);
 }
 
 /** `--activations DIR|FILE`: the last min(evalTokens, 20%) rows are held out. */
@@ -103,8 +104,8 @@ async function openGivenActivations(c: SweepConfig, spec: string): Promise<Sweep
   };
 }
 
-async function harvestFromLm(c: SweepConfig, cacheDir: string, log: (s: string) => void): Promise<SweepData> {
-  const lm = await openSweepLm(c, cacheDir, log);
+async function harvestFromLm(c: SweepConfig, cacheDir: string, log: (s: string) => void, quiet: boolean): Promise<SweepData> {
+  const lm = await openSweepLm(c, cacheDir, log, quiet);
   const site = c.site ?? middleResidSite(lm.lm.info.nLayers);
   if (!lm.lm.sites().includes(site)) throw new Error(`site '${site}' is not one of the model's sites (${lm.lm.sites().join(', ')})`);
   const d = lm.lm.siteDim(site);
@@ -112,7 +113,7 @@ async function harvestFromLm(c: SweepConfig, cacheDir: string, log: (s: string) 
   const dir = join(cacheDir, 'data', hashOf(key));
   if (!existsSync(join(dir, 'meta.json'))) {
     await mkdir(dir, { recursive: true });
-    await harvestInto(dir, c, lm, site, d, log);
+    await harvestInto(dir, c, lm, site, d, log, quiet);
   }
   const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { fingerprint: string; evalWindows: number; seqLen: number; rows: { train: number; eval: number } };
   const train = await openActivations(join(dir, 'train.npy'));
@@ -176,7 +177,7 @@ async function harvestWindows(
   return all;
 }
 
-async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: string, d: number, log: (s: string) => void): Promise<void> {
+async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: string, d: number, log: (s: string) => void, quiet: boolean): Promise<void> {
   const T = c.data.contextLength;
   const body = lm.lm.info.bos === null ? T : T - 1;
   const trainWindows = Math.ceil(c.data.trainTokens / body);
@@ -194,13 +195,15 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
   const nEval = fit(evalStream, evalWindows, 'validation');
   log(`harvesting ${site} (d ${d}): ${nTrain * body} training rows, ${nEval * body} held-out rows → ${dir}`);
 
-  const bar = new cliProgress.SingleBar(
-    { format: 'harvest {bar} {value}/{total} windows | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(nTrain + nEval, 0, { tps: '-' });
+  const bar = quiet
+    ? null
+    : new cliProgress.SingleBar(
+        { format: 'harvest {bar} {value}/{total} windows | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 },
+        cliProgress.Presets.shades_classic,
+      );
+  bar?.start(nTrain + nEval, 0, { tps: '-' });
   const t0 = performance.now();
-  const tick = (offset: number) => (w: number) => bar.update(offset + w, { tps: Math.round(((offset + w) * T) / ((performance.now() - t0) / 1000)) });
+  const tick = (offset: number) => (w: number) => bar?.update(offset + w, { tps: Math.round(((offset + w) * T) / ((performance.now() - t0) / 1000)) });
   const write = async (name: string, windows: number, stream: Int32Array, offset: number) => {
     const writer = await NpyRowWriter.create(join(dir, name), windows * body, d);
     try {
@@ -215,7 +218,7 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
   try {
     await write('train.npy', nTrain, trainStream, 0);
     const evalTokens = await write('eval.npy', nEval, evalStream, nTrain);
-    bar.stop();
+    bar?.stop();
     await writeFileAtomic(join(dir, 'eval-tokens.json'), JSON.stringify(Array.from(evalTokens)));
     const fingerprint = hashOf({
       v: DATA_VERSION,
@@ -230,7 +233,7 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
       JSON.stringify({ fingerprint, site, d, seqLen: T, evalWindows: nEval, rows: { train: nTrain * body, eval: nEval * body }, lm: lm.description, data: c.data }, null, 2),
     );
   } catch (e) {
-    bar.stop();
+    bar?.stop();
     await rm(join(dir, 'meta.json'), { force: true });
     throw e;
   }

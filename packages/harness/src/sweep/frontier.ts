@@ -27,6 +27,8 @@ export interface SeriesSummary {
   /** Seed means per setting, sorted by L0, with the seed min/max of y and L0. */
   means: (XY & { setting: string; yMin: number; yMax: number; l0Min: number; l0Max: number; seeds: number })[];
   frontier: XY[];
+  /** Largest L0 of the series (the frontier extends flat to it). */
+  maxL0: number;
   area: number | null;
   meanOverRange: number | null;
 }
@@ -63,9 +65,16 @@ export function paretoFrontier(points: XY[]): XY[] {
   return out;
 }
 
-/** The frontier's value at `l0` (linear in ln L0 between points), or null outside its L0 range. */
-export function frontierAt(frontier: XY[], l0: number): number | null {
-  if (frontier.length === 0 || l0 < frontier[0]!.l0 || l0 > frontier[frontier.length - 1]!.l0) return null;
+/**
+ * The frontier's value at `l0`: linear in ln L0 between frontier points, flat from the last frontier point up to
+ * `extendTo` (the series' largest L0: a denser SAE that is no better leaves the best sparser one on the frontier),
+ * null outside that range.
+ */
+export function frontierAt(frontier: XY[], l0: number, extendTo = -Infinity): number | null {
+  if (frontier.length === 0) return null;
+  const last = frontier[frontier.length - 1]!;
+  if (l0 < frontier[0]!.l0 || l0 > Math.max(last.l0, extendTo)) return null;
+  if (l0 >= last.l0) return last.y;
   for (let i = 0; i < frontier.length - 1; i++) {
     const a = frontier[i]!;
     const b = frontier[i + 1]!;
@@ -78,14 +87,14 @@ export function frontierAt(frontier: XY[], l0: number): number | null {
   return frontier[frontier.length - 1]!.y;
 }
 
-/** ∫_{ln lo}^{ln hi} y d(ln L0) of the piecewise-linear frontier (exact for piecewise-linear y in ln L0). */
-export function areaUnderFrontier(frontier: XY[], lo: number, hi: number): number | null {
-  if (!(hi >= lo) || frontierAt(frontier, lo) === null || frontierAt(frontier, hi) === null) return null;
+/** ∫_{ln lo}^{ln hi} y d(ln L0) of the frontier as `frontierAt` defines it (exact: y is piecewise linear in ln L0). */
+export function areaUnderFrontier(frontier: XY[], lo: number, hi: number, extendTo = -Infinity): number | null {
+  if (!(hi >= lo) || frontierAt(frontier, lo, extendTo) === null || frontierAt(frontier, hi, extendTo) === null) return null;
   const xs = [lo, ...frontier.map((p) => p.l0).filter((x) => x > lo && x < hi), hi];
   let area = 0;
   for (let i = 0; i < xs.length - 1; i++) {
     const [a, b] = [xs[i]!, xs[i + 1]!];
-    area += ((frontierAt(frontier, a)! + frontierAt(frontier, b)!) / 2) * (Math.log(b) - Math.log(a));
+    area += ((frontierAt(frontier, a, extendTo)! + frontierAt(frontier, b, extendTo)!) / 2) * (Math.log(b) - Math.log(a));
   }
   return area;
 }
@@ -108,7 +117,7 @@ function seriesSummary(s: SeriesInput): SeriesSummary {
       };
     })
     .sort((a, b) => a.l0 - b.l0);
-  return { name: s.name, means, frontier: paretoFrontier(means), area: null, meanOverRange: null };
+  return { name: s.name, means, frontier: paretoFrontier(means), maxL0: Math.max(...means.map((m) => m.l0)), area: null, meanOverRange: null };
 }
 
 const fmt = (v: number) => (Math.abs(v) >= 100 || Math.abs(v) < 0.01 ? v.toExponential(2) : v.toPrecision(3));
@@ -120,7 +129,7 @@ export function summarizeFrontiers(metric: string, input: SeriesInput[]): Fronti
   let sharedRange: [number, number] | null = null;
   if (withFrontier.length > 0) {
     const lo = Math.max(...withFrontier.map((s) => s.frontier[0]!.l0));
-    const hi = Math.min(...withFrontier.map((s) => s.frontier[s.frontier.length - 1]!.l0));
+    const hi = Math.min(...withFrontier.map((s) => s.maxL0));
     if (hi > lo) sharedRange = [lo, hi];
   }
   const statements: string[] = [];
@@ -128,23 +137,23 @@ export function summarizeFrontiers(metric: string, input: SeriesInput[]): Fronti
   if (sharedRange) {
     const [lo, hi] = sharedRange;
     for (const s of series) {
-      s.area = areaUnderFrontier(s.frontier, lo, hi);
+      s.area = areaUnderFrontier(s.frontier, lo, hi, s.maxL0);
       s.meanOverRange = s.area === null ? null : s.area / (Math.log(hi) - Math.log(lo));
     }
     // Per-seed frontiers give the intervals used to judge separation.
-    const perSeed = new Map<string, XY[][]>();
+    const perSeed = new Map<string, { frontier: XY[]; maxL0: number }[]>();
     for (const s of input) {
       const bySeed = new Map<number, XY[]>();
       for (const p of s.points) bySeed.set(p.seed, [...(bySeed.get(p.seed) ?? []), { l0: p.l0, y: p.y }]);
-      perSeed.set(s.name, [...bySeed.values()].map(paretoFrontier));
+      perSeed.set(s.name, [...bySeed.values()].map((ps) => ({ frontier: paretoFrontier(ps), maxL0: Math.max(...ps.map((p) => p.l0)) })));
     }
     const at = (frac: number) => Math.exp(Math.log(lo) + frac * (Math.log(hi) - Math.log(lo)));
     for (const [label, frac] of [['low', 1 / 6], ['mid', 1 / 2], ['high', 5 / 6]] as const) {
       const l0 = at(frac);
       const ranking = series
         .map((s) => {
-          const y = frontierAt(s.frontier, l0);
-          const seedVals = (perSeed.get(s.name) ?? []).map((f) => frontierAt(f, l0)).filter((v): v is number => v !== null);
+          const y = frontierAt(s.frontier, l0, s.maxL0);
+          const seedVals = (perSeed.get(s.name) ?? []).map((f) => frontierAt(f.frontier, l0, f.maxL0)).filter((v): v is number => v !== null);
           return y === null ? null : { name: s.name, y, yMin: seedVals.length ? Math.min(...seedVals) : y, yMax: seedVals.length ? Math.max(...seedVals) : y, n: seedVals.length };
         })
         .filter((r): r is NonNullable<typeof r> => r !== null)

@@ -37,8 +37,8 @@ export function middleResidSite(nLayers: number): string {
   return `blocks.${Math.max(0, Math.ceil(nLayers / 2) - 1)}.hook_resid_post`;
 }
 
-export async function openSweepLm(c: SweepConfig, cacheDir: string, log: (s: string) => void): Promise<OpenedLm> {
-  if (c.source === 'default') return buildDefaultLm(c.lm, c.data.corpus, join(cacheDir, 'lm'), log);
+export async function openSweepLm(c: SweepConfig, cacheDir: string, log: (s: string) => void, quiet = false): Promise<OpenedLm> {
+  if (c.source === 'default') return buildDefaultLm(c.lm!, c.data.corpus, join(cacheDir, 'lm'), log, quiet);
   const i = c.source.indexOf(':');
   const kind = c.source.slice(0, i);
   const path = c.source.slice(i + 1);
@@ -79,7 +79,7 @@ async function openLonghornDir(dir: string): Promise<OpenedLm> {
  * Trains (once) a Longhorn LM on the corpora's train split: a seeded random window per batch row, AdamW with
  * warm-up + cosine decay (the Longhorn package's trainer). Returns the cached model when its folder is complete.
  */
-export async function buildDefaultLm(cfg: LmBuildConfig, corpus: string, root: string, log: (s: string) => void): Promise<OpenedLm> {
+export async function buildDefaultLm(cfg: LmBuildConfig, corpus: string, root: string, log: (s: string) => void, quiet = false): Promise<OpenedLm> {
   const key = { version: LM_BUILD_VERSION, cfg, corpus };
   const dir = join(root, `longhorn-${hashOf(key)}`);
   if (existsSync(join(dir, 'build.json'))) return openLonghornDir(dir);
@@ -112,7 +112,7 @@ export async function buildDefaultLm(cfg: LmBuildConfig, corpus: string, root: s
   const logs = await trainLonghorn(
     lm,
     { lr: cfg.lr, totalSteps: cfg.steps, warmupSteps: Math.min(cfg.warmupSteps, cfg.steps - 1), seed: cfg.seed, checkpointEvery: Math.max(10, Math.floor(cfg.steps / 10)) },
-    { data, dir, progress: true },
+    { data, dir, progress: !quiet },
   );
   const tail = logs.slice(-Math.max(1, Math.floor(logs.length / 10)));
   const finalLoss = tail.length ? tail.reduce((a, l) => a + l.loss, 0) / tail.length : null;

@@ -20,11 +20,16 @@ export interface PlotPanel {
 
 export function frontierSpec(panels: PlotPanel[], seriesOrder: string[]): vl.TopLevelSpec {
   const colour = { field: 'series', type: 'nominal', title: 'architecture', scale: { domain: seriesOrder, range: SERIES_COLOURS.slice(0, seriesOrder.length) } } as const;
-  const x = { field: 'l0', type: 'quantitative', title: 'L0 (active latents per token, log scale)', scale: { type: 'log', nice: false } } as const;
+  const x = { field: 'l0', type: 'quantitative', title: 'L0 (active latents per token, log scale)', scale: { type: 'log', nice: false, padding: 12 } } as const;
   const layers = (p: PlotPanel) => {
     const frontier = p.summary.series.flatMap((s) => s.frontier.map((f, i) => ({ series: s.name, l0: f.l0, y: f.y, order: i })));
+    // Dashed: the frontier's flat extension from its last point to the series' largest L0 (see frontierAt).
+    const extension = p.summary.series.flatMap((s) => {
+      const last = s.frontier[s.frontier.length - 1];
+      return last && s.maxL0 > last.l0 ? [{ series: s.name, l0: last.l0, y: last.y, order: 0 }, { series: s.name, l0: s.maxL0, y: last.y, order: 1 }] : [];
+    });
     const bands = p.summary.series.flatMap((s) => s.means.map((m) => ({ series: s.name, l0: m.l0, yMin: m.yMin, yMax: m.yMax })));
-    const yEnc = { field: 'y', type: 'quantitative', title: p.yTitle, scale: { zero: false } } as const;
+    const yEnc = { field: 'y', type: 'quantitative', title: p.yTitle, scale: { zero: false, padding: 8 } } as const;
     const out: unknown[] = [];
     if (p.summary.seeds > 1) {
       out.push({
@@ -38,6 +43,13 @@ export function frontierSpec(panels: PlotPanel[], seriesOrder: string[]): vl.Top
       mark: { type: 'point', filled: true, opacity: 0.45, size: 40 },
       encoding: { x, y: yEnc, color: colour, tooltip: [{ field: 'id' }, { field: 'l0' }, { field: 'y' }] },
     });
+    if (extension.length > 0) {
+      out.push({
+        data: { values: extension },
+        mark: { type: 'line', strokeWidth: 1.5, strokeDash: [4, 3] },
+        encoding: { x, y: yEnc, color: colour, detail: { field: 'series' }, order: { field: 'order' } },
+      });
+    }
     out.push({
       data: { values: frontier },
       mark: { type: 'line', strokeWidth: 2.5, point: { size: 60 } },
@@ -48,7 +60,7 @@ export function frontierSpec(panels: PlotPanel[], seriesOrder: string[]): vl.Top
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     background: 'white',
-    config: { font: 'DejaVu Sans, Arial, sans-serif', view: { stroke: '#ccc' } },
+    config: { font: 'DejaVu Sans, Arial, sans-serif', view: { stroke: '#ccc' }, legend: { symbolOpacity: 1 } },
     hconcat: panels.map((p) => ({ title: p.title, width: 380, height: 280, layer: layers(p) })),
     resolve: { scale: { color: 'shared' } },
   } as unknown as vl.TopLevelSpec;

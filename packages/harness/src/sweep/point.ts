@@ -220,12 +220,18 @@ async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number
   };
 }
 
+/** Calibrations of one architecture's settings on one dataset share a folder (targets and seeds reuse it). */
+function familyDir(ctx: PointContext, p: PointSpec): string {
+  const { config: c, data } = ctx;
+  const family = hashOf({ arch: p.arch, expansion: p.expansion, training: trainingFor(c, p.arch), cal: c.calibration, data: data.fingerprint, code: codeVersion(p.arch) });
+  return join(ctx.cacheDir, 'calibration', `${p.arch}-${family}`);
+}
+
 /** Calibrated λ for a point's target: cached per (arch settings, target), shared across seeds. */
 async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOptions, 'out'>, steps: number): Promise<CalibrationResult> {
   const { config: c, data } = ctx;
   const cal = c.calibration;
-  const family = hashOf({ arch: p.arch, expansion: p.expansion, training: trainingFor(c, p.arch), cal, data: data.fingerprint, code: codeVersion(p.arch) });
-  const famDir = join(ctx.cacheDir, 'calibration', `${p.arch}-${family}`);
+  const famDir = familyDir(ctx, p);
   const file = join(famDir, `l0_${p.target}.json`);
   if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as CalibrationResult;
   await mkdir(famDir, { recursive: true });

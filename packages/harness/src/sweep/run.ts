@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { cp, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import cliProgress from 'cli-progress';
 import { type GemmEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
 import { type PointSpec, type SweepConfig, expandGrid } from './config.js';
 import { type SweepData, prepareSweepData } from './dataset.js';
@@ -56,7 +55,7 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
   const configPath = join(runDir, 'sweep-config.json');
   await writeFileAtomic(configPath, JSON.stringify(c, null, 2) + '\n');
 
-  const data = await prepareSweepData(c, cacheDir, log);
+  const data = await prepareSweepData(c, cacheDir, log, o.quiet);
   try {
     const grid = expandGrid(c);
     log(`sweep '${c.name}': ${grid.length} points (${c.grid.architectures.join(', ')}) on ${data.description}`);
@@ -88,16 +87,16 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
   }
 }
 
-/** One line of overall progress (its own bar, so the point's training bar can follow underneath). */
+/**
+ * One line of overall progress, printed before each point so that point's own training bar follows underneath
+ * (two live bars on one stream would fight over the cursor in a terminal and garble a log file).
+ */
 function overallLine(done: number, total: number, trained: number, seconds: number, remaining: number, next: string): void {
+  const width = 30;
+  const filled = Math.round((width * done) / Math.max(1, total));
   const perPoint = trained > 0 ? seconds / trained : null;
-  const eta = perPoint === null ? '?' : `${Math.round(perPoint * remaining)}s (upper bound; cached points are free)`;
-  const bar = new cliProgress.SingleBar(
-    { format: 'sweep {bar} {value}/{total} points | ETA {etaText} | {next}', stream: process.stderr, noTTYOutput: true, barsize: 30 },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total, done, { etaText: eta, next });
-  bar.stop();
+  const eta = perPoint === null ? '?' : `≤${Math.round(perPoint * remaining)}s`;
+  process.stderr.write(`sweep ${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${total} points | ${seconds.toFixed(0)}s elapsed | ETA ${eta} | ${next}\n`);
 }
 
 /** Runs points as `saelab sweep-point` child processes, `jobs` at a time; results land in the shared cache. */
@@ -124,7 +123,7 @@ export async function runSweepPoint(o: { config: SweepConfig; pointId: string; c
   const grid = expandGrid(o.config);
   const p = grid.find((x) => x.id === o.pointId);
   if (!p) throw new Error(`no point '${o.pointId}' in this sweep (have ${grid.map((x) => x.id).join(', ')})`);
-  const data = await prepareSweepData(o.config, cacheDir, log);
+  const data = await prepareSweepData(o.config, cacheDir, log, o.quiet);
   try {
     const r = await runPoint({ config: o.config, data, cacheDir, quiet: o.quiet, signal: o.signal, log }, p);
     return { dir: pointDir({ config: o.config, data, cacheDir }, p), ...r };

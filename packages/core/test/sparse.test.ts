@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  Rng,
+  SparseRows,
+  rowsAbove,
+  sampledDotsTs,
+  sampledDotsWasm,
+  scatterOuterTs,
+  scatterOuterWasm,
+  sparseColumnSums,
+  sparseMatmulTs,
+  sparseMatmulWasm,
+  topKRows,
+  transposeInto,
+  wasmKernelsAvailable,
+  type Tensor,
+} from '../src/index.js';
+import { KERNELS_WASM_BASE64 } from '../src/fast/kernels-wasm.js';
+import { assembleKernels } from '../src/fast/assemble.js';
+import { maxRelError } from '../src/reference.js';
+
+/** A random [rows, cols] matrix with about `density` of its entries non-zero, as dense data (some rows empty). */
+function randomSparse(rng: Rng, rows: number, cols: number, density: number): Tensor {
+  const t = { data: new Float32Array(rows * cols), shape: [rows, cols] };
+  for (let r = 1; r < rows; r++) for (let j = 0; j < cols; j++) if (rng.uniform() < density) t.data[r * cols + j] = rng.normal();
+  return t;
+}
+const randomDense = (rng: Rng, rows: number, cols: number): Tensor => ({ data: rng.fillNormal(new Float32Array(rows * cols)), shape: [rows, cols] });
+
+// Float64 references, written as the textbook products on the dense matrices.
+function matmul64(a: Tensor, b: Tensor, transA = false, transB = false): Float64Array {
+  const [ar, ac] = a.shape as [number, number];
+  const [br, bc] = b.shape as [number, number];
+  const [m, k] = transA ? [ac, ar] : [ar, ac];
+  const n = transB ? br : bc;
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (transA ? a.data[p * ac + i]! : a.data[i * ac + p]!) * (transB ? b.data[j * bc + p]! : b.data[p * bc + j]!);
+      out[i * n + j] = s;
+    }
+  return out;
+}
+
+const impls = [
+  ['ts', { matmul: sparseMatmulTs, dots: sampledDotsTs, scatter: scatterOuterTs }],
+  ['wasm', { matmul: sparseMatmulWasm, dots: sampledDotsWasm, scatter: scatterOuterWasm }],
+] as const;
+
+describe('SparseRows', () => {
+  it('fromDense / toDense round-trip, with per-row pointers and increasing columns', () => {
+    const t = randomSparse(new Rng(1), 9, 13, 0.3);
+    const s = SparseRows.fromDense(t);
+    expect(Array.from(s.toDense().data)).toEqual(Array.from(t.data));
+    expect(s.rowPtr[1]).toBe(0); // row 0 is empty
+    for (let r = 0; r < s.rows; r++) for (let e = s.rowPtr[r]! + 1; e < s.rowPtr[r + 1]!; e++) expect(s.indices[e]).toBeGreaterThan(s.indices[e - 1]!);
+  });
+
+  it('reuse: a smaller matrix after a larger one keeps the storage and gives the right contents', () => {
+    const rng = new Rng(2);
+    const s = SparseRows.fromDense(randomSparse(rng, 20, 16, 0.8));
+    const cap = s.indices.length;
+    const small = randomSparse(rng, 3, 5, 0.5);
+    SparseRows.fromDense(small, s);
+    expect(s.indices.length).toBe(cap);
+    expect(Array.from(s.toDense().data)).toEqual(Array.from(small.data));
+  });
+
+  it('column sums match float64', () => {
+    const t = randomSparse(new Rng(3), 11, 7, 0.4);
+    const ref = new Float64Array(7);
+    t.data.forEach((v, i) => (ref[i % 7] += v));
+    expect(maxRelError(sparseColumnSums(SparseRows.fromDense(t)).data, ref)).toBeLessThan(1e-6);
+  });
+});
+
+describe('sparse kernels match float64 references', () => {
+  for (const [name, k] of impls) {
+    for (const d of [16, 48])
+      describe(`${name}, d = ${d}`, () => {
+        it.skipIf(name === 'wasm' && !wasmKernelsAvailable(d))('gather: f·W + b', () => {
+          const rng = new Rng(4);
+          const f = randomSparse(rng, 10, 12, 0.3);
+          const W = randomDense(rng, 12, d);
+          const b = randomDense(rng, 1, d);
+          const out = new Float32Array(10 * d).fill(Number.NaN); // every entry must be written
+          k.matmul(SparseRows.fromDense(f), W, { data: b.data, shape: [d] }, out);
+          const ref = matmul64(f, W).map((v, i) => v + b.data[i % d]!);
+          expect(maxRelError(out, ref)).toBeLessThan(1e-5);
+          k.matmul(SparseRows.fromDense(f), W, null, out);
+          expect(maxRelError(out, matmul64(f, W))).toBeLessThan(1e-5);
+        });
+
+        it.skipIf(name === 'wasm' && !wasmKernelsAvailable(d))('sampled dots: (G·Wᵀ) at the stored entries', () => {
+          const rng = new Rng(5);
+          const pattern = SparseRows.fromDense(randomSparse(rng, 10, 12, 0.4));
+          const G = randomDense(rng, 10, d);
+          const W = randomDense(rng, 12, d);
+          const out = new Float32Array(pattern.nnz);
+          k.dots(G, W, pattern, out);
+          const full = matmul64(G, W, false, true);
+          const ref = new Float64Array(pattern.nnz);
+          for (let r = 0; r < 10; r++) for (let e = pattern.rowPtr[r]!; e < pattern.rowPtr[r + 1]!; e++) ref[e] = full[r * 12 + pattern.indices[e]!]!;
+          expect(maxRelError(out, ref)).toBeLessThan(1e-5);
+        });
+
+        it.skipIf(name === 'wasm' && !wasmKernelsAvailable(d))('scatter: acc += Sᵀ·G (accumulates into what is there)', () => {
+          const rng = new Rng(6);
+          const S = randomSparse(rng, 10, 12, 0.3);
+          const G = randomDense(rng, 10, d);
+          const acc = randomDense(rng, 12, d);
+          const ref = matmul64(S, G, true).map((v, i) => v + acc.data[i]!);
+          k.scatter(SparseRows.fromDense(S), G, acc.data);
+          expect(maxRelError(acc.data, ref)).toBeLessThan(1e-5);
+        });
+      });
+  }
+
+  it('wasm rejects row lengths its blocking cannot run (the ops then use the TypeScript kernels)', () => {
+    expect(wasmKernelsAvailable(6)).toBe(false);
+  });
+
+  it('kernels-wasm.ts is the assembly of kernels.wat (run tools/build-wasm.ts after editing the .wat)', async () => {
+    const wat = readFileSync(new URL('../src/fast/kernels.wat', import.meta.url), 'utf8');
+    expect(Buffer.from(await assembleKernels(wat)).toString('base64')).toBe(KERNELS_WASM_BASE64);
+  });
+});
+
+describe('nonlinearities producing sparse rows', () => {
+  it('topKRows: the k largest per row (ties → lower column), positive ones only, columns increasing', () => {
+    const rng = new Rng(7);
+    const rows = 30;
+    const cols = 17;
+    const m = { data: new Float32Array(rows * cols), shape: [rows, cols] };
+    // Values on a coarse grid so that ties are common.
+    m.data.forEach((_, i, a) => (a[i] = Math.round(rng.normal() * 3) / 2));
+    for (const k of [0, 1, 4, 17]) {
+      const s = topKRows(m, k);
+      for (let r = 0; r < rows; r++) {
+        const order = [...Array(cols).keys()].sort((a, b) => m.data[r * cols + b]! - m.data[r * cols + a]! || a - b);
+        const want = order.slice(0, k).filter((j) => m.data[r * cols + j]! > 0).sort((a, b) => a - b);
+        expect(Array.from(s.indices.subarray(s.rowPtr[r]!, s.rowPtr[r + 1]!))).toEqual(want);
+        expect(Array.from(s.values.subarray(s.rowPtr[r]!, s.rowPtr[r + 1]!))).toEqual(want.map((j) => m.data[r * cols + j]!));
+      }
+    }
+    // Restricted to a column subset (AuxK's dead latents).
+    const allowed = Int32Array.from([1, 4, 5, 9, 16]);
+    const s = topKRows(m, 2, undefined, allowed);
+    for (let r = 0; r < rows; r++) {
+      const order = [...allowed].sort((a, b) => m.data[r * cols + b]! - m.data[r * cols + a]! || a - b);
+      const want = order.slice(0, 2).filter((j) => m.data[r * cols + j]! > 0).sort((a, b) => a - b);
+      expect(Array.from(s.indices.subarray(s.rowPtr[r]!, s.rowPtr[r + 1]!))).toEqual(want);
+    }
+    expect(() => topKRows(m, 18)).toThrow(/k must be an integer in \[0, 17\]/);
+  });
+
+  it('rowsAbove: entries strictly above a scalar or per-column threshold', () => {
+    const rng = new Rng(8);
+    const pre = randomDense(rng, 6, 9);
+    const theta = rng.fillNormal(new Float32Array(9));
+    for (const t of [0, theta]) {
+      const s = rowsAbove(pre, t);
+      const want = pre.data.map((v, i) => (v > (typeof t === 'number' ? t : t[i % 9]!) ? v : 0));
+      expect(Array.from(s.toDense().data)).toEqual(Array.from(want));
+    }
+    expect(() => rowsAbove(pre, new Float32Array(3))).toThrow(/3 thresholds for 9 columns/);
+  });
+
+  it('transposeInto matches the definition on a non-square, non-tile-multiple matrix', () => {
+    const a = randomDense(new Rng(9), 37, 70);
+    const out = new Float32Array(37 * 70);
+    transposeInto(a.data, 37, 70, out);
+    for (let i = 0; i < 37; i++) for (let j = 0; j < 70; j++) expect(out[j * 37 + i]).toBe(a.data[i * 70 + j]);
+  });
+});
