@@ -14,7 +14,7 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { type FastSaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, recipeOptions } from '@saelab/core';
+import { type SaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, recipeOptions } from '@saelab/core';
 import { ARCHITECTURES, ARCH_NAMES } from '@saelab/harness';
 
 const { values } = parseArgs({
@@ -104,7 +104,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const workspace = new Workspace({ mode, kernels });
     const options = recipeOptions(arch, warmup + steps, arch.recipe.defaultSparsity);
     options.sparsityWarmupSteps = 0; // time the full step at the final λ
-    const ctx: FastSaeContext = { engine, workspace };
+    const ctx: SaeContext = { engine, workspace };
     const trainer = new SaeTrainer(arch, cfg, params, options, ctx);
     for (let i = 0; i < warmup; i++) await trainer.trainStep(x);
     workspace.timer.reset();

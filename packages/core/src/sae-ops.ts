@@ -24,15 +24,9 @@ import { Workspace, workspaceOf } from './fast/workspace.js';
 export * from './fast/index.js';
 
 /** A context that may carry a workspace (reused buffers, sparse/dense mode, phase timer). */
-export interface FastSaeContext extends SaeContext {
-  workspace?: Workspace;
-}
 
-/** What the architectures' `lossAndGrads` return: the contract's fields plus the latents in sparse form. */
-export interface SparseLossAndGrads extends LossAndGrads {
-  /** The latents f as CSR (the dense `latents` is materialised only if read). */
-  activeLatents: SparseRows;
-}
+/** What the architectures' `lossAndGrads` return: the contract's fields with the sparse latents always present. */
+export type SparseLossAndGrads = LossAndGrads & { activeLatents: SparseRows };
 
 /** Builds the result with `latents` as a lazy dense view of `f` (a [B, m] matrix is 64 MiB at the bench shape). */
 export function lossAndGradsResult(out: Omit<LossAndGrads, 'latents'>, f: SparseRows): SparseLossAndGrads {
@@ -44,12 +38,12 @@ export function lossAndGradsResult(out: Omit<LossAndGrads, 'latents'>, f: Sparse
 }
 
 /** Same engine and settings, fresh buffers: for results the caller keeps (encode/decode). */
-export function freshContext(ctx: FastSaeContext): FastSaeContext {
+export function freshContext(ctx: SaeContext): SaeContext {
   return { engine: ctx.engine, workspace: workspaceOf(ctx).fresh() };
 }
 
 /** The encoder input: x − b_dec when apply_b_dec_to_input, else x itself. */
-export function encoderInput(x: Tensor, bDec: Tensor, applyBDec: boolean, ctx?: FastSaeContext): Tensor {
+export function encoderInput(x: Tensor, bDec: Tensor, applyBDec: boolean, ctx?: SaeContext): Tensor {
   if (!applyBDec) return x;
   if (!ctx?.workspace) return subRowVector(x, bDec);
   const [rows, d] = dims2(x, 'encoderInput x');
@@ -67,7 +61,7 @@ export async function affine(engine: GemmEngine, input: Tensor, W: Tensor, b: Te
 }
 
 /** pre = input·W_enc (+ b_enc): the one dense product of a step, written into the workspace buffer `key`. */
-export async function encoderPre(ctx: FastSaeContext, input: Tensor, wEnc: Tensor, bEnc: Tensor | null, key = 'pre'): Promise<Tensor> {
+export async function encoderPre(ctx: SaeContext, input: Tensor, wEnc: Tensor, bEnc: Tensor | null, key = 'pre'): Promise<Tensor> {
   const ws = workspaceOf(ctx);
   ws.phase('encode');
   const [rows] = dims2(input, 'encoder input');
@@ -88,13 +82,13 @@ function kernelsFor(ws: Workspace, d: number) {
  * L0 decoder rows per example; dense f (or a dense-enough sparse f) goes to the GEMM engine.
  */
 export async function decodeAffine(
-  ctxOrEngine: FastSaeContext | GemmEngine,
+  ctxOrEngine: SaeContext | GemmEngine,
   f: Tensor | SparseRows,
   wDec: Tensor,
   bDec: Tensor | null,
   key = 'xHat',
 ): Promise<Tensor> {
-  const ctx: FastSaeContext = 'gemm' in ctxOrEngine ? { engine: ctxOrEngine } : ctxOrEngine;
+  const ctx: SaeContext = 'gemm' in ctxOrEngine ? { engine: ctxOrEngine } : ctxOrEngine;
   const ws = workspaceOf(ctx);
   ws.phase('decode');
   const [m, d] = dims2(wDec, 'W_dec');
@@ -110,7 +104,7 @@ export async function decodeAffine(
 }
 
 /** Σ_d (x − x̂)² averaged over rows, and its gradient w.r.t. x̂: 2(x̂ − x)/B. */
-export function reconstructionLoss(x: Tensor, xHat: Tensor, ctx?: FastSaeContext, key = 'dXHat'): { loss: number; dXHat: Tensor } {
+export function reconstructionLoss(x: Tensor, xHat: Tensor, ctx?: SaeContext, key = 'dXHat'): { loss: number; dXHat: Tensor } {
   const [rows] = dims2(x, 'x');
   const dXHat = ctx?.workspace ? ctx.workspace.tensor(key, x.shape) : zeros(x.shape);
   const a = x.data;
@@ -130,7 +124,7 @@ export function reconstructionLoss(x: Tensor, xHat: Tensor, ctx?: FastSaeContext
  * G·Wᵀ sampled at `pattern`'s entries: out[r, j] = G[r, :]·W[j, :] for each stored (r, j). With G = dX̂ and
  * W = W_dec this is ∂L/∂f where it is needed (the active latents, or e.g. JumpReLU's threshold window).
  */
-export async function sampledDots(ctx: FastSaeContext, G: Tensor, W: Tensor, pattern: SparseRows, key: string): Promise<SparseRows> {
+export async function sampledDots(ctx: SaeContext, G: Tensor, W: Tensor, pattern: SparseRows, key: string): Promise<SparseRows> {
   const ws = workspaceOf(ctx);
   const [m, d] = dims2(W, 'sampledDots W');
   const out = pattern.withValues(ws.buffer(key, pattern.nnz));
@@ -151,7 +145,7 @@ export async function sampledDots(ctx: FastSaeContext, G: Tensor, W: Tensor, pat
  * architecture can run it twice in one step (e.g. AuxK).
  */
 export async function decoderBackward(
-  ctx: FastSaeContext,
+  ctx: SaeContext,
   f: SparseRows,
   dXHat: Tensor,
   wDec: Tensor,
@@ -180,7 +174,7 @@ export async function decoderBackward(
  * Sparse path: dW_encᵀ [m, d] is accumulated by scatter-add (contiguous rows), then transposed once.
  */
 export async function encoderBackward(
-  ctx: FastSaeContext,
+  ctx: SaeContext,
   input: Tensor,
   dPreParts: SparseRows | SparseRows[],
   wEnc: Tensor,

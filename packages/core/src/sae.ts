@@ -3,6 +3,8 @@
  * trainer, evaluator, CLI and sweeps only ever talk to this interface. Parameter names are SAELens's.
  */
 import { z } from 'zod';
+import type { SparseRows } from './fast/sparse.js';
+import type { Workspace } from './fast/workspace.js';
 import type { GemmEngine } from './gemm.js';
 import type { Rng } from './rng.js';
 import type { Params, Tensor } from './tensor.js';
@@ -22,6 +24,11 @@ export type BaseSaeConfig = z.infer<typeof baseSaeConfigSchema>;
 /** What the kernels run on. */
 export interface SaeContext {
   engine: GemmEngine;
+  /**
+   * Reusable buffers and the dense/sparse path switch (see fast/workspace.ts). The trainer supplies one; without it
+   * every op allocates fresh tensors. Results computed through a workspace are valid until the next step.
+   */
+  workspace?: Workspace;
 }
 
 export interface LossAndGrads {
@@ -35,6 +42,8 @@ export interface LossAndGrads {
   latents: Tensor;
   /** Reconstruction x̂ [B, d]. */
   xHat: Tensor;
+  /** The latents as CSR rows (active entries only), when the architecture computed them sparsely. */
+  activeLatents?: SparseRows;
 }
 
 /** The paper's recommended training settings, used as CLI defaults. */

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { removeParallelGradient, normalizeRows } from './decoder-norm.js';
 import { type Optimizer, OptimizerConfig, createOptimizer } from './optim.js';
 import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './sae.js';
-import { type FastSaeContext, type SparseLossAndGrads } from './sae-ops.js';
+import type { SparseLossAndGrads } from './sae-ops.js';
 import { Workspace } from './fast/workspace.js';
 import { clipGradNorm, lrAt, warmupCoefficient } from './schedule.js';
 import { type Params, type Tensor, dims2 } from './tensor.js';
@@ -61,7 +61,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   readonly optimizer: Optimizer;
   trainState: S;
   /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
-  readonly ctx: FastSaeContext;
+  readonly ctx: SaeContext;
 
   constructor(
     readonly arch: SaeArchitecture<C, S>,
@@ -72,7 +72,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   ) {
     this.optimizer = createOptimizer(options.optimizer, params);
     this.trainState = arch.initTrainState(cfg);
-    this.ctx = { ...ctx, workspace: (ctx as FastSaeContext).workspace ?? new Workspace() };
+    this.ctx = { ...ctx, workspace: (ctx as SaeContext).workspace ?? new Workspace() };
   }
 
   /** λ at the current step (linear warm-up from 0). */

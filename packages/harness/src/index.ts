@@ -5,3 +5,4 @@ export * from './evaluate.js';
 export * from './train.js';
 export * from './codec.js';
 export { buildProgram, main } from './cli.js';
+export * from './sweep/index.js';

@@ -48,6 +48,8 @@ describe('sweep end to end (default source: Longhorn LM on the npm corpora)', ()
     const ceClean = new Set(first.points.map((p) => p.lm!.ceClean));
     expect(ceClean.size).toBe(1);
     for (const p of first.points) {
+      expect(p.metrics.rows).toBe(256); // 16 validation windows × 16 tokens (no BOS in the Longhorn LM)
+      expect(p.lm!.tokens).toBe(16 * 15);
       expect(Number.isFinite(p.lm!.deltaLoss)).toBe(true);
       expect(p.lm!.deltaLoss).toBeCloseTo(p.lm!.ceSpliced - p.lm!.ceClean, 12);
       if (p.arch === 'topk') expect(p.metrics.l0.mean).toBe(p.target);

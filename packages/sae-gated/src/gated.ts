@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import {
-  type FastSaeContext,
+  type SaeContext,
   type LossAndGrads,
   type Params,
   type SaeArchitecture,
@@ -51,7 +51,7 @@ interface GatedForward {
 }
 
 /** Encoder forward (eqs. 5–6): one dense GEMM for P, then both paths only where the gate is open. */
-async function gatedForward(p: Params, x: Tensor, cfg: GatedConfig, ctx: FastSaeContext): Promise<GatedForward> {
+async function gatedForward(p: Params, x: Tensor, cfg: GatedConfig, ctx: SaeContext): Promise<GatedForward> {
   const ws = workspaceOf(ctx);
   const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
   const shared = await encoderPre(ctx, input, p.W_enc!, null);

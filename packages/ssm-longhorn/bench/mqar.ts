@@ -94,7 +94,7 @@ function plot(rs: Row[]): string {
   const groups = [...new Set(rs.map((r) => `${r.seqLen}x${r.numKvPairs} d${r.dModel}`))];
   const vs = [...new Set(rs.map((r) => r.variant))];
   const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728'];
-  const W = 120 + groups.length * (vs.length * 2 * 14 + 30);
+  const W = Math.max(460, 230 + groups.length * (vs.length * 2 * 14 + 30));
   const H = 260;
   const y = (acc: number) => 220 - 200 * acc;
   const parts: string[] = [];

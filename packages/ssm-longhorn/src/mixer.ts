@@ -9,7 +9,7 @@
 import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } from '@saelab/core';
 import { type ScanSaved, type Transition, scanStep } from './scan.js';
 import { scanBackwardParallel, scanForwardParallel } from './scan-pool.js';
-import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, silu, siluGrad } from './ops.js';
+import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, sigmoid, silu } from './ops.js';
 
 export interface MixerDims {
   dModel: number;
@@ -81,6 +81,9 @@ export interface MixerCache {
   h: Tensor;
   xz: Tensor;
   xc: Float32Array;
+  /** sigmoid(xc) and sigmoid(z), kept so backward needs no exp. */
+  sigXc: Float32Array;
+  sigZ: Float32Array;
   xs: Tensor;
   delta: Tensor;
   k: Float32Array;
@@ -123,7 +126,11 @@ export async function mixerForward(
   // 2. x = SiLU(conv1d(x))
   const xc = causalConvForward(xz.data, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, P(params, prefix, 'conv1d.bias').data, B, L);
   const xs = zeros([rows, di]);
-  for (let i = 0; i < xc.length; i++) xs.data[i] = silu(xc[i]!);
+  const sigXc = new Float32Array(rows * di);
+  for (let i = 0; i < xc.length; i++) {
+    sigXc[i] = sigmoid(xc[i]!);
+    xs.data[i] = xc[i]! * sigXc[i]!;
+  }
   // 3. [δ, k, q] = x W_xᵀ
   const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
   const { delta, k, q } = splitDbl(dbl.data, rows, R, n);
@@ -141,15 +148,18 @@ export async function mixerForward(
   const D = P(params, prefix, 'D').data;
   // 6. gate and project out
   const yg = zeros([rows, di]);
+  const sigZ = new Float32Array(rows * di);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < di; i++) {
       const o = r * di + i;
+      const zv = xz.data[r * 2 * di + di + i]!;
+      sigZ[o] = sigmoid(zv);
       y[o]! += D[i]! * xs.data[o]!;
-      yg.data[o] = y[o]! * silu(xz.data[r * 2 * di + di + i]!);
+      yg.data[o] = y[o]! * (zv * sigZ[o]!);
     }
   }
   const out = await linear(engine, yg, P(params, prefix, 'out_proj.weight'));
-  return { out, cache: { B, L, h, xz, xc, xs, delta: deltaT, k, q, zb, scan: saved, y, yg } };
+  return { out, cache: { B, L, h, xz, xc, sigXc, sigZ, xs, delta: deltaT, k, q, zb, scan: saved, y, yg } };
 }
 
 /** Mixer backward: accumulates parameter gradients into `grads` (same names) and returns ∂loss/∂h. */
@@ -169,9 +179,10 @@ export async function mixerBackward(
     for (let i = 0; i < di; i++) {
       const o = r * di + i;
       const zv = c.xz.data[r * 2 * di + di + i]!;
+      const sz = c.sigZ[o]!;
       const g = o6.gx.data[o]!;
-      gy[o] = g * silu(zv);
-      gxz.data[r * 2 * di + di + i] = g * c.y[o]! * siluGrad(zv);
+      gy[o] = g * zv * sz;
+      gxz.data[r * 2 * di + di + i] = g * c.y[o]! * sz * (1 + zv * (1 - sz)); // SiLU' = σ(1 + z(1 − σ))
     }
   }
   // 5. y = scan + D ⊙ x
@@ -211,7 +222,10 @@ export async function mixerBackward(
   addInto(G('x_proj.weight'), o3.gw.data);
   addInto(gxs, o3.gx.data);
   // 2. SiLU and conv (writes ∂x into the x half of gxz)
-  for (let o = 0; o < gxs.length; o++) gxs[o]! *= siluGrad(c.xc[o]!);
+  for (let o = 0; o < gxs.length; o++) {
+    const sx = c.sigXc[o]!;
+    gxs[o]! *= sx * (1 + c.xc[o]! * (1 - sx));
+  }
   causalConvBackward(c.xz.data, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, gxs, c.B, c.L, gxz.data, G('conv1d.weight'), G('conv1d.bias'));
   // 1. [x, z] = h W_inᵀ
   const o1 = await linearBackward(engine, c.h, P(params, prefix, 'in_proj.weight'), gxz);

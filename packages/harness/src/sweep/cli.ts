@@ -60,6 +60,7 @@ export function registerSweepCommands(program: Command): void {
     .option('--out <dir>', 'run folder (default runs/sweep-<name>-<time>/)')
     .option('--cache-dir <dir>', 'cache of LMs, data and points (default .cache/saelab, or $SAELAB_CACHE_DIR)')
     .option('--jobs <n>', 'run points in N parallel `saelab sweep-point` processes', (v) => intList('--jobs')(v)[0], 1)
+    .option('--prepare-only', 'build the LM and harvest the data (cached), write the run folder\'s sweep-config.json, stop (before fan-out)')
     .option('--print-config', 'print the resolved config as JSON and exit')
     .option('--list-points', 'print the point ids and exit')
     .option('--quiet', 'no progress bars')
@@ -75,8 +76,8 @@ export function registerSweepCommands(program: Command): void {
         return;
       }
       const command = `saelab sweep ${process.argv.slice(3).join(' ')}`.trim();
-      const r = await withSigint((signal) => runSweep({ config, cacheDir: opts.cacheDir, out: opts.out, jobs: opts.jobs, quiet: opts.quiet, signal, command }));
-      if (r) process.stderr.write(`\nrun folder: ${r.runDir}\n  report: ${r.runDir}/report.html\n`);
+      const r = await withSigint((signal) => runSweep({ config, cacheDir: opts.cacheDir, out: opts.out, jobs: opts.jobs, quiet: opts.quiet, signal, command, prepareOnly: opts.prepareOnly }));
+      if (r && !opts.prepareOnly) process.stderr.write(`\nrun folder: ${r.runDir}\n  report: ${r.runDir}/report.html\n`);
       if (r) process.stdout.write(`${r.runDir}\n`);
     });
 

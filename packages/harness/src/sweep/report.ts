@@ -64,13 +64,15 @@ function byArch(points: PointResult[]): [string, PointResult[]][] {
   return [...m.entries()].map(([a, ps]) => [a, ps.sort((x, y) => x.metrics.l0.mean - y.metrics.l0.mean)]);
 }
 
+const computeSeconds = (points: PointResult[]) => points.reduce((a, p) => a + p.train.seconds + p.train.calibrationSeconds, 0);
+
 function intro(r: ReportInput): string[] {
   return [
     `Data: ${r.data}.`,
     r.lm
       ? `Language-model baseline on the held-out tokens: CE clean ${r.lm.ceClean.toFixed(4)} nats/token, CE with the site zero-ablated ${r.lm.ceZero.toFixed(4)}.`
       : 'No language model (activations given directly): fidelity is FVU, and ΔLM loss / CE recovered are not available.',
-    `${r.points.length} points; sweep wall time ${r.wallSeconds.toFixed(0)} s (cached points cost ~0 s).`,
+    `${r.points.length} points, ${computeSeconds(r.points).toFixed(0)} s of SAE training and calibration in all (when each point was computed); this run's wall time ${r.wallSeconds.toFixed(0)} s (cached points cost nothing).`,
   ];
 }
 

@@ -32,6 +32,8 @@ export interface SweepRunOptions {
   command?: string;
   engine?: GemmEngine;
   log?: (s: string) => void;
+  /** Build the LM and harvest the data (cached), write sweep-config.json, and stop: the set-up for fan-out. */
+  prepareOnly?: boolean;
 }
 
 export interface SweepRunResult {
@@ -57,6 +59,10 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
 
   const data = await prepareSweepData(c, cacheDir, log, o.quiet);
   try {
+    if (o.prepareOnly) {
+      log(`data ready (${data.description}); config in ${configPath}`);
+      return { runDir, points: [], summaries: [], computed: 0, cached: 0, wallSeconds: (performance.now() - t0) / 1000 };
+    }
     const grid = expandGrid(c);
     log(`sweep '${c.name}': ${grid.length} points (${c.grid.architectures.join(', ')}) on ${data.description}`);
     const engine = o.engine ?? (await defaultEngine());
@@ -65,14 +71,18 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
     let cached = 0;
     const pending: PointSpec[] = [];
     for (const p of grid) if (!(await readCachedPoint({ config: c, data, cacheDir }, p))) pending.push(p);
-    if ((o.jobs ?? 1) > 1 && pending.length > 1) await fanOut(pending, o.jobs!, configPath, cacheDir, log);
+    const fanned = new Set<string>();
+    if ((o.jobs ?? 1) > 1 && pending.length > 1) {
+      await fanOut(pending, o.jobs!, configPath, cacheDir, log);
+      for (const p of pending) fanned.add(p.id);
+    }
 
     const started = performance.now();
     for (const [i, p] of grid.entries()) {
       if (!o.quiet) overallLine(i, grid.length, computed, (performance.now() - started) / 1000, grid.length - i, p.id);
       const r = await runPoint({ config: c, data, cacheDir, engine, quiet: o.quiet, signal: o.signal, log }, p);
       results.push(r.result);
-      if (r.cached) cached++;
+      if (r.cached && !fanned.has(p.id)) cached++;
       else computed++;
     }
     if (!o.quiet) overallLine(grid.length, grid.length, computed, (performance.now() - started) / 1000, 0, 'done');
