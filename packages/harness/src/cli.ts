@@ -2,7 +2,8 @@
  * The `saelab` command line. Each command validates its flags with zod (errors name the flag) and calls a plain
  * async function that can also be imported.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { int, num, withSigint } from './cli-util.js';
 import { runCodec } from './codec.js';
 import { openActivations } from './data.js';
 import { evaluateSae, metricsJson } from './evaluate.js';
@@ -11,17 +12,6 @@ import { loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerSweepCommands } from './sweep/cli.js';
-
-const num = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${v}'`);
-  return n;
-};
-const int = (flag: string) => (v: string) => {
-  const n = num(flag)(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer, got '${v}'`);
-  return n;
-};
 
 export function buildProgram(): Command {
   const program = new Command('saelab')
@@ -59,15 +49,8 @@ export function buildProgram(): Command {
     .option('--dead-tokens <n>', 'topk: tokens without firing before a latent is dead (AuxK)', int('--dead-tokens'))
     .option('--quiet', 'no progress bar')
     .action(async (opts) => {
-      const controller = new AbortController();
-      const onSigint = () => {
-        if (controller.signal.aborted) process.exit(130);
-        process.stderr.write('\nstopping after this step (Ctrl-C again to quit without saving)…\n');
-        controller.abort();
-      };
-      process.on('SIGINT', onSigint);
-      try {
-        const r = await trainSae(opts, { signal: controller.signal });
+      await withSigint(async (signal) => {
+        const r = await trainSae(opts, { signal });
         if (r.interrupted) process.exitCode = 130;
         else {
           const m = r.metrics;
@@ -75,9 +58,7 @@ export function buildProgram(): Command {
             `wrote ${r.out}: ${r.steps} steps, ${Math.round(r.tokensPerSecond)} tok/s; held-out L0 ${m.l0.mean.toFixed(2)}, FVU ${m.fvu?.toFixed(4)}, MSE ${m.mse.toPrecision(4)}\n`,
           );
         }
-      } finally {
-        process.off('SIGINT', onSigint);
-      }
+      });
     });
 
   program

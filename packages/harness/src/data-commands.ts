@@ -1,19 +1,9 @@
 /** `saelab generate` and `saelab harvest`: thin CLI wrappers over @saelab/activations. */
 import cliProgress from 'cli-progress';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { generate, harvest } from '@saelab/activations';
+import { int, num } from './cli-util.js';
 import { openLanguageModel } from './lm-sources.js';
-
-const num = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got '${v}'`);
-  return n;
-};
-const int = (flag: string) => (v: string) => {
-  const n = num(flag)(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer, got '${v}'`);
-  return n;
-};
 
 export function registerDataCommands(program: Command): void {
   program

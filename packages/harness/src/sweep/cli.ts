@@ -1,5 +1,6 @@
 /** `saelab sweep` and `saelab sweep-point`. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { withSigint } from '../cli-util.js';
 import { ARCH_NAMES } from '../registry.js';
 import { type SweepFlags, expandGrid, loadConfigFile, parseSweepConfig, resolveSweepConfig } from './config.js';
 import { SweepInterrupted } from './point.js';
@@ -19,26 +20,15 @@ const archList = (v: string) =>
     return a.trim();
   });
 
-/** Ctrl-C: finish the current step, save the trainer's state, stop; the next run resumes. */
-async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('\nstopping after this step (Ctrl-C again to quit without saving)…\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+/** Ctrl-C stops the sweep after the current step with its state saved; the next run resumes. */
+async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> {
   try {
-    return await fn(controller.signal);
+    return await withSigint(fn);
   } catch (e) {
-    if (e instanceof SweepInterrupted) {
-      process.stderr.write(`${e.message}\n`);
-      process.exitCode = 130;
-      return undefined as T;
-    }
-    throw e;
-  } finally {
-    process.off('SIGINT', onSigint);
+    if (!(e instanceof SweepInterrupted)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    process.exitCode = 130;
+    return undefined;
   }
 }
 
@@ -76,7 +66,7 @@ export function registerSweepCommands(program: Command): void {
         return;
       }
       const command = `saelab sweep ${process.argv.slice(3).join(' ')}`.trim();
-      const r = await withSigint((signal) => runSweep({ config, cacheDir: opts.cacheDir, out: opts.out, jobs: opts.jobs, quiet: opts.quiet, signal, command, prepareOnly: opts.prepareOnly }));
+      const r = await interruptible((signal) => runSweep({ config, cacheDir: opts.cacheDir, out: opts.out, jobs: opts.jobs, quiet: opts.quiet, signal, command, prepareOnly: opts.prepareOnly }));
       if (r && !opts.prepareOnly) process.stderr.write(`\nrun folder: ${r.runDir}\n  report: ${r.runDir}/report.html\n`);
       if (r) process.stdout.write(`${r.runDir}\n`);
     });
@@ -90,7 +80,7 @@ export function registerSweepCommands(program: Command): void {
     .option('--quiet', 'no progress bar')
     .action(async (opts) => {
       const config = parseSweepConfig(await loadConfigFile(opts.config), opts.config);
-      const r = await withSigint((signal) => runSweepPoint({ config, pointId: opts.point, cacheDir: opts.cacheDir, quiet: opts.quiet, signal }));
+      const r = await interruptible((signal) => runSweepPoint({ config, pointId: opts.point, cacheDir: opts.cacheDir, quiet: opts.quiet, signal }));
       if (r) {
         process.stderr.write(`${r.cached ? 'cached' : 'trained'} ${opts.point}: L0 ${r.result.metrics.l0.mean.toFixed(1)}, FVU ${r.result.metrics.fvu?.toFixed(4)}${r.result.lm ? `, ΔLM ${r.result.lm.deltaLoss.toFixed(4)}` : ''}\n`);
         process.stdout.write(`${r.dir}\n`);
