@@ -56,7 +56,7 @@ export async function openSweepLm(c: SweepConfig, cacheDir: string, log: (s: str
   throw new Error(`unknown source '${c.source}'`);
 }
 
-async function openLonghornDir(dir: string): Promise<OpenedLm> {
+export async function openLonghornDir(dir: string): Promise<OpenedLm> {
   const vocabPath = join(dir, 'vocab.json');
   if (!existsSync(vocabPath)) throw new Error(`${dir}: a Longhorn source needs vocab.json (the restricted GPT-2 vocabulary written by the sweep's LM build)`);
   const vocab = JSON.parse(await readFile(vocabPath, 'utf8')) as { gpt2Ids: number[] };
