@@ -27,9 +27,24 @@ export interface GemmOptions {
   out?: Tensor;
 }
 
+/** Result of a fused affine map + per-row top-k (see GemmEngine.affineTopK). */
+export interface TopKResult {
+  /** [rows, k] values, each row in descending order (ties: lower column first). */
+  values: Float32Array;
+  /** [rows, k] column indices matching `values`. */
+  indices: Int32Array;
+  /** The full [rows, n] product when asked for (keepProduct), else null. */
+  product: Tensor | null;
+}
+
 export interface GemmEngine {
   readonly name: string;
   gemm(a: Tensor, b: Tensor, opts?: GemmOptions): Promise<Tensor>;
+  /**
+   * Optional fused kernel: per-row top-k of a·b + bias without handing the full product back to JS (a [4096, 4096]
+   * product is 64 MiB). Engines without it leave it undefined; callers fall back to gemm + a JS top-k.
+   */
+  affineTopK?(a: Tensor, b: Tensor, bias: Tensor, k: number, keepProduct: boolean): Promise<TopKResult>;
 }
 
 /** Resolve op(A)·op(B) dimensions, with an error that names the mismatch. */
@@ -136,6 +151,34 @@ export function buildGemmModel(transA: boolean, transB: boolean, alpha: number, 
   return onnx.ModelProto.encode(model).finish();
 }
 
+/** ONNX graph: P = Gemm(A, B, bias) then (V, I) = TopK(P, K) along rows (largest, sorted). Outputs P, V, I. */
+export function buildAffineTopKModel(): Uint8Array {
+  const f32 = onnx.TensorProto.DataType.FLOAT;
+  const i64 = onnx.TensorProto.DataType.INT64;
+  const vi = (name: string, elemType: number, dims: string[]) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const graph = onnx.GraphProto.create({
+    name: 'affine_topk',
+    node: [
+      onnx.NodeProto.create({ opType: 'Gemm', input: ['A', 'B', 'bias'], output: ['P'] }),
+      onnx.NodeProto.create({
+        opType: 'TopK',
+        input: ['P', 'K'],
+        output: ['V', 'I'],
+        attribute: [
+          onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }),
+          onnx.AttributeProto.create({ name: 'largest', type: onnx.AttributeProto.AttributeType.INT, i: 1 }),
+          onnx.AttributeProto.create({ name: 'sorted', type: onnx.AttributeProto.AttributeType.INT, i: 1 }),
+        ],
+      }),
+    ],
+    input: [vi('A', f32, ['m', 'd']), vi('B', f32, ['d', 'n']), vi('bias', f32, ['one', 'n']), vi('K', i64, ['k1'])],
+    output: [vi('P', f32, ['m', 'n']), vi('V', f32, ['m', 'k']), vi('I', i64, ['m', 'k'])],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph });
+  return onnx.ModelProto.encode(model).finish();
+}
+
 /** onnxruntime-node engine: one cached session per (transA, transB, alpha, beta, hasC). */
 export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
   const sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -179,6 +222,22 @@ export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
       }
       const out = await s.run(feeds);
       return { data: out.C!.data as Float32Array, shape: [m, n] };
+    },
+    async affineTopK(a, b, bias, k, keepProduct) {
+      const { m, n } = gemmDims(a, b, { bias });
+      if (!Number.isInteger(k) || k < 1 || k > n) throw new Error(`affineTopK: k must be an integer in [1, ${n}], got ${k}`);
+      const s = await session('affine-topk', buildAffineTopKModel);
+      const feeds = {
+        A: new ort.Tensor('float32', a.data, a.shape as number[]),
+        B: new ort.Tensor('float32', b.data, b.shape as number[]),
+        bias: new ort.Tensor('float32', bias.data, [1, n]),
+        K: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]),
+      };
+      const out = await s.run(feeds, keepProduct ? ['P', 'V', 'I'] : ['V', 'I']);
+      const idx64 = out.I!.data as BigInt64Array;
+      const indices = new Int32Array(idx64.length);
+      for (let i = 0; i < idx64.length; i++) indices[i] = Number(idx64[i]!);
+      return { values: out.V!.data as Float32Array, indices, product: keepProduct ? { data: out.P!.data as Float32Array, shape: [m, n] } : null };
     },
   };
 }

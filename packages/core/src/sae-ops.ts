@@ -17,7 +17,7 @@ import type { GemmEngine } from './gemm.js';
 import type { Rng } from './rng.js';
 import type { LossAndGrads, SaeContext } from './sae.js';
 import { type Params, type Tensor, dims2, zeros } from './tensor.js';
-import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, transposeInto } from './fast/sparse.js';
+import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, topKRows, transposeInto } from './fast/sparse.js';
 import { sampledDotsWasm, scatterOuterWasm, sparseMatmulWasm, wasmKernelsAvailable } from './fast/wasm.js';
 import { Workspace, workspaceOf } from './fast/workspace.js';
 
@@ -75,6 +75,43 @@ function kernelsFor(ws: Workspace, d: number) {
   return wasm
     ? { matmul: sparseMatmulWasm, dots: sampledDotsWasm, scatter: scatterOuterWasm }
     : { matmul: sparseMatmulTs, dots: sampledDotsTs, scatter: scatterOuterTs };
+}
+
+/**
+ * TopK encoder: f = ReLU(TopK_k(input·W_enc + b_enc)) as CSR rows (column order), and the full pre-activations only
+ * when `keepPre` (AuxK needs them). Engines with a fused affine+top-k kernel (onnxruntime) never hand the
+ * [B, m] product back to JS; others — and the workspace's 'dense' reference mode — use encoderPre + topKRows.
+ */
+export async function encoderTopK(
+  ctx: SaeContext,
+  input: Tensor,
+  wEnc: Tensor,
+  bEnc: Tensor,
+  k: number,
+  keepPre: boolean,
+  key = 'f',
+): Promise<{ f: SparseRows; pre: Tensor | null }> {
+  const ws = workspaceOf(ctx);
+  const [rows] = dims2(input, 'encoder input');
+  const [, m] = dims2(wEnc, 'W_enc');
+  const f = ws.sparseRows(key, rows, m);
+  if (!ctx.engine.affineTopK || ws.mode === 'dense') {
+    const pre = await encoderPre(ctx, input, wEnc, bEnc);
+    return { f: topKRows(pre, k, f), pre: keepPre ? pre : null };
+  }
+  ws.phase('encode');
+  const { values, indices, product } = await ctx.engine.affineTopK(input, wEnc, bEnc, k, keepPre);
+  const chosen = new Int32Array(k);
+  for (let r = 0; r < rows; r++) {
+    // keep the positive ones (the ReLU), in column order like topKRows
+    let n = 0;
+    for (let s = r * k; s < (r + 1) * k; s++) if (values[s]! > 0) chosen[n++] = s;
+    const row = chosen.subarray(0, n).sort((x, y) => indices[x]! - indices[y]!);
+    f.reserve(n);
+    for (const s of row) f.push(indices[s]!, values[s]!);
+    f.endRow();
+  }
+  return { f, pre: product };
 }
 
 /**

@@ -39,3 +39,32 @@ describe('gemm: bias folded into the product, and caller-provided output buffers
     });
   }
 });
+
+describe('onnxruntime fused affine + top-k', () => {
+  it('matches a float64 top-k of x·W + b per row (values, indices, ties to the lower column) and returns the product on request', async () => {
+    const rng = new Rng(4);
+    const [m, d, n, k] = [37, 16, 50, 6];
+    const a = { data: rng.fillNormal(new Float32Array(m * d)), shape: [m, d] };
+    const b = { data: rng.fillNormal(new Float32Array(d * n)), shape: [d, n] };
+    const bias = { data: rng.fillNormal(new Float32Array(n)), shape: [n] };
+    // make row 0 all-equal to exercise ties: columns 0..k−1 must win
+    a.data.fill(0, 0, d);
+    const engine = createOrtEngine({ smallThreshold: 0 });
+    bias.data.fill(0.5);
+    const r = await engine.affineTopK!(a, b, bias, k, true);
+    for (let i = 0; i < m; i++) {
+      const row = Array.from({ length: n }, (_, j) => {
+        let s = bias.data[j]!;
+        for (let p = 0; p < d; p++) s += a.data[i * d + p]! * b.data[p * n + j]!;
+        return { j, v: s };
+      }).sort((x, y) => y.v - x.v || x.j - y.j);
+      for (let s = 0; s < k; s++) {
+        expect(r.indices[i * k + s]).toBe(row[s]!.j);
+        expect(r.values[i * k + s]).toBeCloseTo(row[s]!.v, 4);
+      }
+    }
+    expect(r.product!.shape).toEqual([m, n]);
+    expect(Array.from(r.indices.subarray(0, k))).toEqual([0, 1, 2, 3, 4, 5]);
+    expect((await engine.affineTopK!(a, b, bias, k, false)).product).toBeNull();
+  });
+});

@@ -20,7 +20,7 @@ import {
   decoderBackward,
   encoderBackward,
   encoderInput,
-  encoderPre,
+  encoderTopK,
   freshContext,
   initTiedDictionary,
   lossAndGradsResult,
@@ -70,8 +70,8 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
 
   async encode(p, x, cfg, ctx) {
     const c = freshContext(ctx);
-    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
-    return topKRows(pre, cfg.k).toDense();
+    const { f } = await encoderTopK(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!, cfg.k, false);
+    return f.toDense();
   },
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
@@ -82,10 +82,12 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
     const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const m = cfg.dSae;
+    const since = state.tokensSinceFired;
+    // AuxK needs the dense pre-activations only if some latent can be dead after this batch.
+    const auxPossible = cfg.auxCoefficient > 0 && since.some((t) => t + rows >= cfg.deadTokensThreshold);
     const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
-    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
     // f = ReLU(TopK(pre)): k entries per row (fewer if some of the top k are ≤ 0).
-    const f = topKRows(pre, cfg.k, ws.sparseRows('f', rows, m));
+    const { f, pre } = await encoderTopK(ctx, input, p.W_enc!, p.b_enc!, cfg.k, auxPossible);
     const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
     const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
     const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
@@ -95,7 +97,6 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
     // Dead-latent bookkeeping, then AuxK on the dead latents.
     const fired = new Uint8Array(m);
     for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
-    const since = state.tokensSinceFired;
     const deadList: number[] = [];
     for (let j = 0; j < m; j++) {
       since[j] = fired[j] ? 0 : since[j]! + rows;
@@ -108,7 +109,7 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
       const k = Math.min(kAux, nDead);
       const scale = Math.min(nDead / kAux, 1);
       // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
-      const fAux = topKRows(pre, k, ws.sparseRows('fAux', rows, m), Int32Array.from(deadList));
+      const fAux = topKRows(pre!, k, ws.sparseRows('fAux', rows, m), Int32Array.from(deadList));
       const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
       // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
       const dEHat = ws.tensor('dEHat', eHat.shape);
