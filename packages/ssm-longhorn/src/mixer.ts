@@ -10,6 +10,7 @@ import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } fr
 import { type ScanSaved, type Transition, scanStep } from './scan.js';
 import { scanBackwardParallel, scanForwardParallel } from './scan-pool.js';
 import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, sigmoid, silu } from './ops.js';
+import { convSiluBackwardSimd, convSiluForwardSimd, gateBackwardSimd, gateForwardSimd, simdOpsAvailable } from './ops-simd.js';
 
 export interface MixerDims {
   dModel: number;
@@ -124,22 +125,30 @@ export async function mixerForward(
   // 1. [x, z] = h W_inᵀ
   const xz = await linear(engine, h, P(params, prefix, 'in_proj.weight'));
   // 2. x = SiLU(conv1d(x))
-  const xc = causalConvForward(xz.data, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, P(params, prefix, 'conv1d.bias').data, B, L);
-  const xs = zeros([rows, di]);
-  const sigXc = new Float32Array(rows * di);
-  for (let i = 0; i < xc.length; i++) {
-    sigXc[i] = sigmoid(xc[i]!);
-    xs.data[i] = xc[i]! * sigXc[i]!;
+  const simd = simdOpsAvailable(di);
+  const convW = P(params, prefix, 'conv1d.weight').data;
+  const convB = P(params, prefix, 'conv1d.bias').data;
+  let xc: Float32Array;
+  let sigXc: Float32Array;
+  let xs: Tensor;
+  if (simd) {
+    const r = convSiluForwardSimd(xz.data, 2 * di, convW, convB, B, L);
+    [xc, sigXc, xs] = [r.xc, r.sig, tensor(r.xs, [rows, di])];
+  } else {
+    xc = causalConvForward(xz.data, 2 * di, 0, convW, convB, B, L);
+    xs = zeros([rows, di]);
+    sigXc = new Float32Array(rows * di);
+    for (let i = 0; i < xc.length; i++) {
+      sigXc[i] = sigmoid(xc[i]!);
+      xs.data[i] = xc[i]! * sigXc[i]!;
+    }
   }
   // 3. [δ, k, q] = x W_xᵀ
   const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
   const { delta, k, q } = splitDbl(dbl.data, rows, R, n);
   const deltaT = tensor(delta, [rows, R]);
-  // 4. z_β = δ W_dtᵀ + b_dt
-  const zbT = await linear(engine, deltaT, P(params, prefix, `${dt}.weight`));
-  const zb = zbT.data;
-  const bdt = P(params, prefix, `${dt}.bias`).data;
-  for (let r = 0; r < rows; r++) for (let i = 0; i < di; i++) zb[r * di + i]! += bdt[i]!;
+  // 4. z_β = δ W_dtᵀ + b_dt (bias folded into the GEMM)
+  const zb = (await engine.gemm(deltaT, P(params, prefix, `${dt}.weight`), { transB: true, bias: P(params, prefix, `${dt}.bias`) })).data;
   // 5. y = scan(x, k, q, z_β) + D ⊙ x
   const shape = { batch: B, seqLen: L, dInner: di, dState: n };
   const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
@@ -147,15 +156,22 @@ export async function mixerForward(
   const y = yScan as Float32Array;
   const D = P(params, prefix, 'D').data;
   // 6. gate and project out
-  const yg = zeros([rows, di]);
-  const sigZ = new Float32Array(rows * di);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < di; i++) {
-      const o = r * di + i;
-      const zv = xz.data[r * 2 * di + di + i]!;
-      sigZ[o] = sigmoid(zv);
-      y[o]! += D[i]! * xs.data[o]!;
-      yg.data[o] = y[o]! * (zv * sigZ[o]!);
+  let yg: Tensor;
+  let sigZ: Float32Array;
+  if (simd) {
+    const r = gateForwardSimd(y, xs.data, D, xz.data, rows);
+    [yg, sigZ] = [tensor(r.yg, [rows, di]), r.sigZ];
+  } else {
+    yg = zeros([rows, di]);
+    sigZ = new Float32Array(rows * di);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < di; i++) {
+        const o = r * di + i;
+        const zv = xz.data[r * 2 * di + di + i]!;
+        sigZ[o] = sigmoid(zv);
+        y[o]! += D[i]! * xs.data[o]!;
+        yg.data[o] = y[o]! * (zv * sigZ[o]!);
+      }
     }
   }
   const out = await linear(engine, yg, P(params, prefix, 'out_proj.weight'));
@@ -174,15 +190,23 @@ export async function mixerBackward(
   const o6 = await linearBackward(engine, c.yg, P(params, prefix, 'out_proj.weight'), gout);
   addInto(G('out_proj.weight'), o6.gw.data);
   const gxz = zeros([rows, 2 * di]);
-  const gy = new Float32Array(rows * di);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < di; i++) {
-      const o = r * di + i;
-      const zv = c.xz.data[r * 2 * di + di + i]!;
-      const sz = c.sigZ[o]!;
-      const g = o6.gx.data[o]!;
-      gy[o] = g * zv * sz;
-      gxz.data[r * 2 * di + di + i] = g * c.y[o]! * sz * (1 + zv * (1 - sz)); // SiLU' = σ(1 + z(1 − σ))
+  const simd = simdOpsAvailable(di);
+  let gy: Float32Array;
+  if (simd) {
+    const r = gateBackwardSimd(o6.gx.data, c.xz.data, c.sigZ, c.y, rows, di);
+    gy = r.gy;
+    for (let row = 0; row < rows; row++) gxz.data.set(r.gz.subarray(row * di, (row + 1) * di), row * 2 * di + di);
+  } else {
+    gy = new Float32Array(rows * di);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < di; i++) {
+        const o = r * di + i;
+        const zv = c.xz.data[r * 2 * di + di + i]!;
+        const sz = c.sigZ[o]!;
+        const g = o6.gx.data[o]!;
+        gy[o] = g * zv * sz;
+        gxz.data[r * 2 * di + di + i] = g * c.y[o]! * sz * (1 + zv * (1 - sz)); // SiLU' = σ(1 + z(1 − σ))
+      }
     }
   }
   // 5. y = scan + D ⊙ x
@@ -222,11 +246,17 @@ export async function mixerBackward(
   addInto(G('x_proj.weight'), o3.gw.data);
   addInto(gxs, o3.gx.data);
   // 2. SiLU and conv (writes ∂x into the x half of gxz)
-  for (let o = 0; o < gxs.length; o++) {
-    const sx = c.sigXc[o]!;
-    gxs[o]! *= sx * (1 + c.xc[o]! * (1 - sx));
+  const convW = P(params, prefix, 'conv1d.weight').data;
+  if (simd) {
+    const gin = convSiluBackwardSimd(c.xz.data, 2 * di, convW, gxs, c.xc, c.sigXc, c.B, c.L, G('conv1d.weight'), G('conv1d.bias'));
+    for (let row = 0; row < rows; row++) gxz.data.set(gin.subarray(row * di, (row + 1) * di), row * 2 * di);
+  } else {
+    for (let o = 0; o < gxs.length; o++) {
+      const sx = c.sigXc[o]!;
+      gxs[o]! *= sx * (1 + c.xc[o]! * (1 - sx));
+    }
+    causalConvBackward(c.xz.data, 2 * di, 0, convW, gxs, c.B, c.L, gxz.data, G('conv1d.weight'), G('conv1d.bias'));
   }
-  causalConvBackward(c.xz.data, 2 * di, 0, P(params, prefix, 'conv1d.weight').data, gxs, c.B, c.L, gxz.data, G('conv1d.weight'), G('conv1d.bias'));
   // 1. [x, z] = h W_inᵀ
   const o1 = await linearBackward(engine, c.h, P(params, prefix, 'in_proj.weight'), gxz);
   addInto(G('in_proj.weight'), o1.gw.data);

@@ -4,6 +4,7 @@
  * All operate on row-major [rows, cols] Float32Arrays; reductions accumulate in float64.
  */
 import type { GemmEngine, Tensor } from '@saelab/core';
+import { crossEntropySimd, simdOpsAvailable } from './ops-simd.js';
 
 export const sigmoid = (u: number) => 1 / (1 + Math.exp(-u));
 export const silu = (u: number) => u / (1 + Math.exp(-u));
@@ -124,7 +125,7 @@ export function causalConvBackward(
 export const IGNORE = -100;
 
 /**
- * Mean cross-entropy over positions whose target ≠ IGNORE. Overwrites `logits` [rows, V] with ∂loss/∂logits
+ * Mean cross-entropy over positions whose target ≠ IGNORE (the SIMD kernel when V % 4 = 0, else the loop below). Overwrites `logits` [rows, V] with ∂loss/∂logits
  * (softmax − onehot)/count when `grad` is set. Returns the loss (nats), the scored count and per-row argmax hits.
  */
 export function crossEntropy(
@@ -133,7 +134,13 @@ export function crossEntropy(
   const rows = targets.length;
   if (logits.length !== rows * vocab) throw new Error(`crossEntropy: logits have ${logits.length} values, expected ${rows}×${vocab}`);
   let count = 0;
-  for (let r = 0; r < rows; r++) if (targets[r] !== IGNORE) count++;
+  for (let r = 0; r < rows; r++) {
+    const tgt = targets[r]!;
+    if (tgt === IGNORE) continue;
+    if (!Number.isInteger(tgt) || tgt < 0 || tgt >= vocab) throw new Error(`crossEntropy: target ${tgt} at row ${r} outside [0, ${vocab})`);
+    count++;
+  }
+  if (simdOpsAvailable(vocab)) return { ...crossEntropySimd(logits, targets, vocab, grad, count), count };
   let total = 0;
   let correct = 0;
   for (let r = 0; r < rows; r++) {
@@ -143,7 +150,6 @@ export function crossEntropy(
       if (grad) logits.fill(0, o, o + vocab);
       continue;
     }
-    if (!Number.isInteger(tgt) || tgt < 0 || tgt >= vocab) throw new Error(`crossEntropy: target ${tgt} at row ${r} outside [0, ${vocab})`);
     let max = -Infinity;
     let arg = 0;
     for (let v = 0; v < vocab; v++) if (logits[o + v]! > max) (max = logits[o + v]!), (arg = v);

@@ -8,7 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type FloatArray, type ScanGrads, type ScanInputs, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, scanBackward, scanForward } from './scan.js';
+import { type FloatArray, type ScanGrads, type ScanInputs, type ScanOptions, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, scanBackward, scanForward } from './scan.js';
 import type { ScanJob } from './scan-worker.js';
 
 let threads = Math.max(1, Number(process.env.SAELAB_SCAN_THREADS ?? availableParallelism()) || 1);
@@ -91,7 +91,7 @@ const alloc = (like: FloatArray, len: number): FloatArray => (like instanceof Fl
 
 /** `scanForward` split over threads. */
 export async function scanForwardParallel(
-  kind: Transition, shape: ScanShape, inp: ScanInputs, opts: { chunk?: number } = {},
+  kind: Transition, shape: ScanShape, inp: ScanInputs, opts: ScanOptions = {},
 ): Promise<{ y: FloatArray; saved: ScanSaved }> {
   const parts = Math.min(threads, shape.batch);
   if (parts <= 1) return scanForward(kind, shape, inp, opts);
@@ -99,14 +99,16 @@ export async function scanForwardParallel(
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const nSeg = Math.ceil(L / chunk);
   const rs = ranges(B, parts);
-  const remote = rs.slice(1).map(([b0, b1], i) =>
-    run<{ y: FloatArray; coef: Float64Array; checkpoints: Float64Array }>(i, { op: 'fwd', kind, shape: { ...shape, batch: b1 - b0 }, inp: sliceInputs(inp, shape, b0, b1, true), chunk }, []),
-  );
+  // The main thread's slice first: it fixes the kernel (impl) every worker must use.
   const [m0, m1] = rs[0]!;
-  const local = scanForward(kind, { ...shape, batch: m1 - m0 }, sliceInputs(inp, shape, m0, m1, false), { chunk });
+  const local = scanForward(kind, { ...shape, batch: m1 - m0 }, sliceInputs(inp, shape, m0, m1, false), { chunk, impl: opts.impl });
+  const impl = local.saved.impl;
+  const remote = rs.slice(1).map(([b0, b1], i) =>
+    run<{ y: FloatArray; coef: FloatArray; checkpoints: FloatArray }>(i, { op: 'fwd', kind, shape: { ...shape, batch: b1 - b0 }, inp: sliceInputs(inp, shape, b0, b1, true), chunk, impl }, []),
+  );
   const y = alloc(inp.x, B * L * d);
-  const coef = new Float64Array(B * L * d);
-  const checkpoints = new Float64Array(B * nSeg * d * n);
+  const coef = alloc(local.saved.coef, B * L * d);
+  const checkpoints = alloc(local.saved.checkpoints, B * nSeg * d * n);
   const parts_ = [{ y: local.y, coef: local.saved.coef, checkpoints: local.saved.checkpoints }, ...(await Promise.all(remote))];
   parts_.forEach((p, i) => {
     const b0 = rs[i]![0];
@@ -114,7 +116,7 @@ export async function scanForwardParallel(
     coef.set(p.coef, b0 * L * d);
     checkpoints.set(p.checkpoints, b0 * nSeg * d * n);
   });
-  return { y, saved: { kind, shape: { ...shape }, chunk, coef, checkpoints } };
+  return { y, saved: { kind, shape: { ...shape }, chunk, impl, coef, checkpoints } };
 }
 
 /** `scanBackward` split over threads. */
@@ -128,8 +130,8 @@ export async function scanBackwardParallel(inp: ScanInputs, saved: ScanSaved, gy
   const sliceSaved = (b0: number, b1: number, copy: boolean): ScanSaved => ({
     ...saved,
     shape: { ...shape, batch: b1 - b0 },
-    coef: cut(saved.coef, b0, b1, L * d, copy) as Float64Array,
-    checkpoints: cut(saved.checkpoints, b0, b1, nSeg * d * n, copy) as Float64Array,
+    coef: cut(saved.coef, b0, b1, L * d, copy),
+    checkpoints: cut(saved.checkpoints, b0, b1, nSeg * d * n, copy),
   });
   const remote = rs.slice(1).map(([b0, b1], i) =>
     run<ScanGrads>(i, { op: 'bwd', inp: sliceInputs(inp, shape, b0, b1, true), saved: sliceSaved(b0, b1, true), gy: cut(gy, b0, b1, L * d, true) }, []),

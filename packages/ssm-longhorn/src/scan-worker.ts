@@ -1,9 +1,9 @@
 /** Worker side of the scan pool: runs the same kernels on a contiguous batch slice. */
 import { parentPort } from 'node:worker_threads';
-import { type ScanInputs, type ScanSaved, type ScanShape, type Transition, scanBackward, scanForward } from './scan.js';
+import { type ScanImpl, type ScanInputs, type ScanSaved, type ScanShape, type Transition, scanBackward, scanForward } from './scan.js';
 
 export type ScanJob =
-  | { op: 'fwd'; kind: Transition; shape: ScanShape; inp: ScanInputs; chunk: number }
+  | { op: 'fwd'; kind: Transition; shape: ScanShape; inp: ScanInputs; chunk: number; impl: ScanImpl }
   | { op: 'bwd'; inp: ScanInputs; saved: ScanSaved; gy: Float32Array | Float64Array };
 
 const buffersOf = (o: Record<string, unknown>) =>
@@ -12,7 +12,7 @@ const buffersOf = (o: Record<string, unknown>) =>
 parentPort!.on('message', (job: ScanJob) => {
   try {
     if (job.op === 'fwd') {
-      const { y, saved } = scanForward(job.kind, job.shape, job.inp, { chunk: job.chunk });
+      const { y, saved } = scanForward(job.kind, job.shape, job.inp, { chunk: job.chunk, impl: job.impl });
       parentPort!.postMessage({ y, coef: saved.coef, checkpoints: saved.checkpoints }, [y.buffer, saved.coef.buffer, saved.checkpoints.buffer] as ArrayBuffer[]);
     } else {
       const g = scanBackward(job.inp, job.saved, job.gy);

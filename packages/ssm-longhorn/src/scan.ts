@@ -14,6 +14,8 @@
  * Layouts (row-major): x, z: [B, L, d]; k, q: [B, L, n]; aLog: [d, n]; y: [B, L, d].
  */
 
+import { simdScanAvailable, simdScanBackward, simdScanForward } from './scan-simd.js';
+
 export type FloatArray = Float32Array | Float64Array;
 
 export const TRANSITIONS = ['longhorn-diag', 'longhorn-exact', 'mamba'] as const;
@@ -50,13 +52,30 @@ export interface ScanGrads {
   gALog?: FloatArray;
 }
 
-/** What backward needs from forward: per-(b,t,i) coefficients and state checkpoints [B, nSeg, d, n]. */
+/**
+ * Which kernel runs: 'js' is the TypeScript loop (float64 state, the reference; any input precision), 'simd' the
+ * WebAssembly f32x4 kernel (scan-simd.ts: float32 inputs, Longhorn transitions, d_inner % 4 = 0), 'auto' picks
+ * 'simd' whenever it applies.
+ */
+export type ScanImpl = 'auto' | 'js' | 'simd';
+
+export interface ScanOptions {
+  /** Checkpoint interval C (memory/recompute trade-off only). */
+  chunk?: number;
+  impl?: ScanImpl;
+}
+
+/**
+ * What backward needs from forward: per-(b,t,i) coefficients and state checkpoints, [B, nSeg, d, n] for the
+ * TypeScript kernel (float64) and [B, nSeg, n, d] for the SIMD kernel (float32); `impl` says which.
+ */
 export interface ScanSaved {
   kind: Transition;
   shape: ScanShape;
   chunk: number;
-  coef: Float64Array;
-  checkpoints: Float64Array;
+  impl: 'js' | 'simd';
+  coef: FloatArray;
+  checkpoints: FloatArray;
 }
 
 export const DEFAULT_CHUNK = 16;
@@ -66,7 +85,7 @@ export const DEFAULT_CHUNK = 16;
 // Row i of the state lives at S[sOff + i·n .. sOff + (i+1)·n); c[i] is its coefficient; y[yOff + i] ← s_i·q (if y).
 
 type StepT = (
-  S: Float64Array, sOff: number, d: number, n: number, x: FloatArray, xOff: number, c: Float64Array, cOff: number,
+  S: Float64Array, sOff: number, d: number, n: number, x: FloatArray, xOff: number, c: FloatArray, cOff: number,
   k: FloatArray, kOff: number, q: FloatArray, y: FloatArray | null, A: Float64Array,
 ) => void;
 
@@ -125,7 +144,7 @@ const stepMamba: StepT = (S, sOff, d, n, x, xOff, c, cOff, k, kOff, q, y, A) => 
  */
 type BackT = (
   G: Float64Array, S: Float64Array, sOff: number, pOff: number, d: number, n: number, x: FloatArray, xOff: number,
-  c: Float64Array, k: FloatArray, kOff: number, q: FloatArray, gy: FloatArray, gx: FloatArray, gc: Float64Array,
+  c: FloatArray, k: FloatArray, kOff: number, q: FloatArray, gy: FloatArray, gx: FloatArray, gc: Float64Array,
   gk: Float64Array, gq: Float64Array, A: Float64Array, gA: Float64Array,
 ) => void;
 
@@ -253,22 +272,41 @@ function like(a: FloatArray, len: number): FloatArray {
   return a instanceof Float64Array ? new Float64Array(len) : new Float32Array(len);
 }
 
+/** Resolves 'auto' and checks that an explicit 'simd' request can run. */
+function pickImpl(kind: Transition, shape: ScanShape, inp: ScanInputs, impl: ScanImpl = 'auto'): 'js' | 'simd' {
+  const f32 = inp.x instanceof Float32Array && inp.z instanceof Float32Array && inp.k instanceof Float32Array && inp.q instanceof Float32Array;
+  const ok = f32 && simdScanAvailable(kind, shape.dInner);
+  if (impl === 'simd' && !ok) {
+    throw new Error(`scan: impl 'simd' needs float32 inputs, a Longhorn transition and d_inner % 4 = 0 (got ${kind}, d_inner ${shape.dInner}, ${inp.x.constructor.name})`);
+  }
+  return impl === 'js' || !ok ? 'js' : 'simd';
+}
+
 /** Forward scan with zero initial state. Returns y [B, L, d] (same float type as x) and what backward needs. */
 export function scanForward(
   kind: Transition,
   shape: ScanShape,
   inp: ScanInputs,
-  opts: { chunk?: number } = {},
+  opts: ScanOptions = {},
 ): { y: FloatArray; saved: ScanSaved } {
   const A = checkInputs(kind, shape, inp);
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const chunk = opts.chunk ?? DEFAULT_CHUNK;
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`scan: chunk must be a positive integer, got ${chunk}`);
+  const impl = pickImpl(kind, shape, inp, opts.impl);
+  const { x, z, k, q } = inp;
+  if (impl === 'simd') {
+    const r = simdScanForward(kind, shape, chunk, x as Float32Array, z as Float32Array, k as Float32Array, q as Float32Array);
+    return { y: r.y, saved: { kind, shape: { ...shape }, chunk, impl, coef: r.coef, checkpoints: r.checkpoints } };
+  }
+  const coef = new Float64Array(B * L * d);
+  for (let bt = 0; bt < B * L; bt++) {
+    const kk = sqNorm(k, bt * n, n);
+    for (let i = 0, row = bt * d; i < d; i++) coef[row + i] = coefOf(kind, z[row + i]!, kk);
+  }
   const nSeg = Math.ceil(L / chunk);
   const dn = d * n;
-  const { x, z, k, q } = inp;
   const y = like(x, B * L * d);
-  const coef = new Float64Array(B * L * d);
   const checkpoints = new Float64Array(B * nSeg * dn);
   const S = new Float64Array(dn);
   const step = STEP[kind];
@@ -276,14 +314,11 @@ export function scanForward(
     S.fill(0);
     for (let t = 0; t < L; t++) {
       if (t % chunk === 0) checkpoints.set(S, (b * nSeg + t / chunk) * dn);
-      const kOff = (b * L + t) * n;
-      const kk = sqNorm(k, kOff, n);
       const row = (b * L + t) * d;
-      for (let i = 0; i < d; i++) coef[row + i] = coefOf(kind, z[row + i]!, kk);
-      step(S, 0, d, n, x, row, coef, row, k, kOff, q, y, A);
+      step(S, 0, d, n, x, row, coef, row, k, (b * L + t) * n, q, y, A);
     }
   }
-  return { y, saved: { kind, shape: { ...shape }, chunk, coef, checkpoints } };
+  return { y, saved: { kind, shape: { ...shape }, chunk, impl, coef, checkpoints } };
 }
 
 /** Backward of `scanForward`: gradients of a loss w.r.t. every input, given gy = ∂loss/∂y [B, L, d]. */
@@ -292,6 +327,10 @@ export function scanBackward(inp: ScanInputs, saved: ScanSaved, gy: FloatArray):
   const A = checkInputs(kind, shape, inp);
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   if (gy.length !== B * L * d) throw new Error(`scan backward: gy has ${gy.length} elements, expected [B, L, d] = ${B * L * d}`);
+  if (saved.impl === 'simd') {
+    const f32 = (a: FloatArray) => (a instanceof Float32Array ? a : Float32Array.from(a));
+    return simdScanBackward(kind, shape, chunk, f32(inp.x), coef as Float32Array, f32(inp.k), f32(inp.q), f32(gy), checkpoints as Float32Array);
+  }
   const nSeg = Math.ceil(L / chunk);
   const dn = d * n;
   const { x, z, k, q } = inp;

@@ -1,0 +1,82 @@
+/**
+ * The package's WebAssembly SIMD module (kernels.wat, committed as base64 in kernels-wasm.ts): one instance per
+ * thread, created on first use, and a bump allocator over its memory. Every kernel call copies its operands in,
+ * runs, and copies its results out — no JavaScript view outlives a call, so growing the memory is always safe.
+ *
+ * `setSimdKernels(false)` (or SAELAB_LONGHORN_SIMD=0) makes every op take its TypeScript path: the reference that
+ * the tests compare the SIMD path with.
+ */
+import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
+
+/** The slice of the WebAssembly API used here (the project's TS lib has no WebAssembly typings). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+/** kernels.wat's exports (pointers are byte offsets into `memory`). */
+export interface KernelExports {
+  memory: WasmMemory;
+  longhorn_coef(rows: number, d: number, n: number, z: number, k: number, c: number): void;
+  scan_fwd(kind: number, B: number, L: number, d: number, n: number, chunk: number,
+    x: number, c: number, k: number, q: number, y: number, ckpt: number, S: number, kv: number): void;
+  scan_bwd(kind: number, B: number, L: number, d: number, n: number, chunk: number,
+    x: number, c: number, k: number, q: number, gy: number, ckpt: number, buf: number, G: number, kv: number, acc: number,
+    gx: number, gz: number, gk: number, gq: number): void;
+  conv_silu_fwd(B: number, L: number, d: number, K: number, stride: number,
+    inp: number, w: number, bias: number, xc: number, sig: number, xs: number): void;
+  conv_silu_bwd(B: number, L: number, d: number, K: number, stride: number,
+    inp: number, w: number, gxs: number, xc: number, sig: number, gin: number, gw: number, gbias: number): void;
+  gate_fwd(rows: number, d: number, stride: number, y: number, xs: number, D: number, z: number, sigZ: number, yg: number): void;
+  gate_bwd(rows: number, d: number, stride: number, g: number, z: number, sigZ: number, y: number, gy: number, gz: number): void;
+  cross_entropy(rows: number, V: number, logits: number, targets: number, invCount: number, grad: number, stats: number): void;
+}
+
+let instance: KernelExports | null | undefined;
+let enabled = process.env.SAELAB_LONGHORN_SIMD !== '0';
+
+/** Turns the SIMD kernels on (default, where the runtime has WebAssembly SIMD) or off (TypeScript reference paths). */
+export function setSimdKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** The kernels, or null when turned off or where WebAssembly SIMD is unavailable. */
+export function simdKernels(): KernelExports | null {
+  if (!enabled) return null;
+  if (instance === undefined) {
+    try {
+      instance = new WA!.Instance(new WA!.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64')), {}).exports as KernelExports;
+    } catch {
+      instance = null;
+    }
+  }
+  return instance;
+}
+
+/** Bump allocator over the module's memory for one kernel call: alloc everything, commit, then fill views. */
+export class Arena {
+  private top = 64;
+  constructor(private readonly k: KernelExports) {}
+  /** Reserves room for `floats` 4-byte values (64-byte aligned); returns the byte offset. */
+  alloc(floats: number): number {
+    const off = this.top;
+    this.top = off + Math.ceil((4 * floats) / 64) * 64;
+    return off;
+  }
+  /** Grows the memory to hold everything reserved so far; call before creating views. */
+  commit(): void {
+    const need = this.top - this.k.memory.buffer.byteLength;
+    if (need > 0) this.k.memory.grow(Math.ceil(need / 65536));
+  }
+  f32(off: number, n: number): Float32Array {
+    return new Float32Array(this.k.memory.buffer, off, n);
+  }
+  i32(off: number, n: number): Int32Array {
+    return new Int32Array(this.k.memory.buffer, off, n);
+  }
+}
