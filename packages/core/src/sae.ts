@@ -85,6 +85,8 @@ export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = un
    * May update `state` (e.g. dead-latent tracking).
    */
   lossAndGrads(params: Params, x: Tensor, cfg: C, sparsityCoeff: number, state: S, ctx: SaeContext): Promise<LossAndGrads>;
+  /** Called after every optimiser step (after decoder renormalisation), e.g. to keep parameters in their domain. */
+  afterOptimizerStep?(params: Params, cfg: C): void;
   /** Training state to JSON (for resumable checkpoints) and back; omit when the state is undefined. */
   exportTrainState?(state: S): Record<string, unknown>;
   importTrainState?(cfg: C, json: Record<string, unknown>): S;

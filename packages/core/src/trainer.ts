@@ -111,6 +111,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     const gradNorm = clipGradNorm(out.grads, this.options.gradClip);
     this.optimizer.step(this.params, out.grads, lr);
     if (unitNorm) normalizeRows(this.params.W_dec!);
+    this.arch.afterOptimizerStep?.(this.params, this.cfg);
     this.step++;
 
     ws.phase('stats');

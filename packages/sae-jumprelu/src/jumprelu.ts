@@ -77,6 +77,13 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
 
   initTrainState: () => undefined,
 
+  // θ is a threshold on a JumpReLU, so θ ≥ 0; Adam on raw θ can step below 0, which would let negative
+  // pre-activations through. Clamp, as SAELens's relu(threshold) does at inference.
+  afterOptimizerStep(p) {
+    const theta = p.threshold!.data;
+    for (let i = 0; i < theta.length; i++) if (theta[i]! < 0) theta[i] = 0;
+  },
+
   async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
     const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;

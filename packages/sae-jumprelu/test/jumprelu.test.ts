@@ -125,3 +125,21 @@ describe('jumprelu: the sparse kernels agree with the dense reference path (θ p
           for (const [what, d] of Object.entries(diffs)) expect(d, what).toBeLessThan(1e-4);
         });
 });
+
+describe('jumprelu: θ stays a threshold', () => {
+  it('the post-step hook clamps θ < 0 to 0, and the trainer runs it after every optimiser step', async () => {
+    const { SaeTrainer, recipeOptions } = await import('@saelab/core');
+    const p = makeParams(new Rng(6));
+    p.threshold!.data[0] = -0.3;
+    p.threshold!.data[1] = 0.2;
+    jumpRelu.afterOptimizerStep!(p, cfg);
+    expect(p.threshold!.data[0]).toBe(0);
+    expect(p.threshold!.data[1]).toBeCloseTo(0.2, 7);
+
+    let calls = 0;
+    const counted = { ...jumpRelu, afterOptimizerStep: (q: typeof p, c: JumpReluConfig) => (calls++, jumpRelu.afterOptimizerStep!(q, c)) };
+    const trainer = new SaeTrainer(counted, cfg, makeParams(new Rng(7)), recipeOptions(jumpRelu, 3, 0.1), { engine: jsEngine });
+    for (let s = 0; s < 3; s++) await trainer.trainStep(randomTensor([4, cfg.dIn], new Rng(s)));
+    expect(calls).toBe(3);
+  });
+});

@@ -6,3 +6,6 @@ export * from './model.js';
 export * from './train.js';
 export * from './mqar.js';
 export * from './vocab.js';
+export * from './ops-simd.js';
+export * from './scan-simd.js';
+export { setSimdKernels } from './wasm/instance.js';
