@@ -10,7 +10,7 @@ import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } fr
 import { type ScanSaved, type Transition, scanStep } from './scan.js';
 import { scanBackwardParallel, scanForwardParallel } from './scan-pool.js';
 import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, sigmoid, silu } from './ops.js';
-import { convSiluBackwardSimd, convSiluForwardSimd, gateBackwardSimd, gateForwardSimd, simdOpsAvailable } from './ops-simd.js';
+import { convSiluBackwardSimd, convSiluForwardSimd, dtBackwardSimd, dtForwardSimd, gateBackwardSimd, gateForwardSimd, simdOpsAvailable } from './ops-simd.js';
 
 export interface MixerDims {
   dModel: number;
@@ -147,8 +147,10 @@ export async function mixerForward(
   const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
   const { delta, k, q } = splitDbl(dbl.data, rows, R, n);
   const deltaT = tensor(delta, [rows, R]);
-  // 4. z_β = δ W_dtᵀ + b_dt (bias folded into the GEMM)
-  const zb = (await engine.gemm(deltaT, P(params, prefix, `${dt}.weight`), { transB: true, bias: P(params, prefix, `${dt}.bias`) })).data;
+  // 4. z_β = δ W_dtᵀ + b_dt (rank dt_rank: a SIMD loop, or a GEMM with the bias folded in)
+  const Wdt = P(params, prefix, `${dt}.weight`);
+  const bdt = P(params, prefix, `${dt}.bias`);
+  const zb = simd ? dtForwardSimd(delta, Wdt.data, bdt.data, rows) : (await engine.gemm(deltaT, Wdt, { transB: true, bias: bdt })).data;
   // 5. y = scan(x, k, q, z_β) + D ⊙ x
   const shape = { batch: B, seqLen: L, dInner: di, dState: n };
   const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
@@ -226,19 +228,25 @@ export async function mixerBackward(
   if (aLog) addInto(G('A_log'), sg.gALog as Float32Array);
   // 4. z_β = δ W_dtᵀ + b
   const gzb = tensor(sg.gz as Float32Array, [rows, di]);
-  const o4 = await linearBackward(engine, c.delta, P(params, prefix, `${dt}.weight`), gzb);
-  addInto(G(`${dt}.weight`), o4.gw.data);
-  const gb = new Float64Array(di);
-  for (let r = 0; r < rows; r++) for (let i = 0; i < di; i++) gb[i] += gzb.data[r * di + i]!;
-  const gbp = G(`${dt}.bias`);
-  for (let i = 0; i < di; i++) gbp[i]! += gb[i]!;
+  let gdelta: Float32Array;
+  if (simd) {
+    gdelta = dtBackwardSimd(c.delta.data, P(params, prefix, `${dt}.weight`).data, gzb.data, rows, G(`${dt}.weight`), G(`${dt}.bias`));
+  } else {
+    const o4 = await linearBackward(engine, c.delta, P(params, prefix, `${dt}.weight`), gzb);
+    addInto(G(`${dt}.weight`), o4.gw.data);
+    gdelta = o4.gx.data;
+    const gb = new Float64Array(di);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < di; i++) gb[i] += gzb.data[r * di + i]!;
+    const gbp = G(`${dt}.bias`);
+    for (let i = 0; i < di; i++) gbp[i]! += gb[i]!;
+  }
   // 3. [δ, k, q] = x W_xᵀ
   const w = R + 2 * n;
   const gdbl = zeros([rows, w]);
   const gk = sg.gk as Float32Array;
   const gq = sg.gq as Float32Array;
   for (let r = 0; r < rows; r++) {
-    gdbl.data.set(o4.gx.data.subarray(r * R, (r + 1) * R), r * w);
+    gdbl.data.set(gdelta.subarray(r * R, (r + 1) * R), r * w);
     gdbl.data.set(gk.subarray(r * n, (r + 1) * n), r * w + R);
     gdbl.data.set(gq.subarray(r * n, (r + 1) * n), r * w + R + n);
   }

@@ -15,6 +15,7 @@ import {
 import { TRANSITIONS } from './scan.js';
 import { type MixerCache, type MixerDims, type MixerState, initMixer, mixerBackward, mixerForward, mixerShapes, mixerStep, newMixerState } from './mixer.js';
 import { IGNORE, crossEntropy, rmsNormBackward, rmsNormForward } from './ops.js';
+import { simdOpsAvailable, simdScratch } from './ops-simd.js';
 
 export const LonghornConfigSchema = z.object({
   vocabSize: z.number().int().min(2),
@@ -99,6 +100,11 @@ interface ForwardCache {
 export interface ForwardOptions extends LmRunOptions {
   /** Keep what backward needs. */
   keepCache?: boolean;
+  /**
+   * Internal (training step): write the logits into WebAssembly memory (simdScratch), valid only until the next
+   * kernel call, so the cross-entropy and the head's gradient GEMMs use them without copies.
+   */
+  logitsInWasm?: boolean;
 }
 
 export class LonghornLM implements HookableLM {
@@ -198,7 +204,9 @@ export class LonghornLM implements HookableLM {
     if (opts.skipLogits && !opts.keepCache) return { acts };
     const f = rmsNormForward(r.data, this.params['norm_f.weight']!.data, rows, c.normEps);
     const hf = tensor(f.y, [rows, d]);
-    const logits = await engine.gemm(hf, this.params['embedding.weight']!, { transB: true });
+    const V = c.vocabSize;
+    const out = opts.logitsInWasm && simdOpsAvailable(V) ? tensor(simdScratch(rows * V), [rows, V]) : undefined;
+    const logits = await engine.gemm(hf, this.params['embedding.weight']!, { transB: true, out });
     Object.assign(cache, { final: r, hf, rstdF: f.rstd });
     return { logits, acts, cache: opts.keepCache ? cache : undefined };
   }
@@ -219,7 +227,7 @@ export class LonghornLM implements HookableLM {
     const c = this.config;
     const d = c.dModel;
     const rows = B * L;
-    const { logits, cache } = await this.forward(tokens, B, L, { keepCache: true });
+    const { logits, cache } = await this.forward(tokens, B, L, { keepCache: true, logitsInWasm: true });
     const ce = crossEntropy(logits!.data, targets, c.vocabSize, true); // logits now hold ∂loss/∂logits
     const grads = zerosLike(this.params);
     const E = this.params['embedding.weight']!;

@@ -5,6 +5,8 @@
  */
 import { Arena, type KernelExports, simdKernels } from './wasm/instance.js';
 
+export { simdScratch } from './wasm/instance.js';
+
 /** Whether the SIMD ops can run rows of `width` floats. */
 export function simdOpsAvailable(width: number): boolean {
   return width % 4 === 0 && simdKernels() !== null;
@@ -118,13 +120,17 @@ export function crossEntropySimd(
 ): { loss: number; correct: number } {
   const k = need(vocab);
   const rows = targets.length;
-  const a = new Arena(k);
-  const [pl, pt, ps] = [rows * vocab, rows, 3 * rows].map((f) => a.alloc(f));
+  // Logits already in the module's memory (simdScratch) are processed in place; others are copied in and out.
+  const inPlace = logits.buffer === k.memory.buffer;
+  const a = new Arena(k, inPlace ? logits.byteOffset + logits.byteLength : 64);
+  const pl = inPlace ? logits.byteOffset : a.alloc(rows * vocab);
+  const [pt, ps] = [rows, 3 * rows].map((f) => a.alloc(f));
   a.commit();
-  a.f32(pl!, rows * vocab).set(logits);
+  if (inPlace && logits.buffer !== k.memory.buffer) throw new Error('crossEntropy: logits view was detached (simdScratch headroom too small)');
+  if (!inPlace) a.f32(pl, rows * vocab).set(logits);
   a.i32(pt!, rows).set(targets);
-  k.cross_entropy(rows, vocab, pl!, pt!, count ? 1 / count : 0, grad ? 1 : 0, ps!);
-  if (grad) logits.set(a.f32(pl!, rows * vocab));
+  k.cross_entropy(rows, vocab, pl, pt!, count ? 1 / count : 0, grad ? 1 : 0, ps!);
+  if (grad && !inPlace) logits.set(a.f32(pl, rows * vocab));
   const stats = a.f32(ps!, 3 * rows);
   let total = 0;
   let correct = 0;
@@ -137,4 +143,47 @@ export function crossEntropySimd(
     correct += stats[3 * r + 2]!;
   }
   return { loss: count ? total / count : 0, correct };
+}
+
+/** [out, in] → [in, out] for a small weight matrix. */
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c]!;
+  return t;
+}
+
+/** The Δ projection z_β = δ Wᵀ + b for W [d, R] (dt_head / dt_proj, PyTorch layout), δ [rows, R]. */
+export function dtForwardSimd(delta: Float32Array, w: Float32Array, bias: Float32Array, rows: number): Float32Array {
+  const d = bias.length;
+  const R = w.length / d;
+  const k = need(d);
+  const a = new Arena(k);
+  const [pdl, pw, pb, pz] = [rows * R, R * d, d, rows * d].map((f) => a.alloc(f));
+  a.commit();
+  a.f32(pdl!, rows * R).set(delta);
+  a.f32(pw!, R * d).set(transpose(w, d, R));
+  a.f32(pb!, d).set(bias);
+  k.dt_fwd(rows, R, d, R, pdl!, pw!, pb!, pz!);
+  return a.f32(pz!, rows * d).slice();
+}
+
+/** Backward of `dtForwardSimd` from gz [rows, d]: returns ∂δ [rows, R]; accumulates ∂W ([d, R]) and ∂b. */
+export function dtBackwardSimd(
+  delta: Float32Array, w: Float32Array, gz: Float32Array, rows: number, gw: Float32Array, gbias: Float32Array,
+): Float32Array {
+  const d = gbias.length;
+  const R = w.length / d;
+  const k = need(d);
+  const a = new Arena(k);
+  const [pdl, pw, pg, pgd, pgw, pgb] = [rows * R, R * d, rows * d, rows * R, R * d, d].map((f) => a.alloc(f));
+  a.commit();
+  a.f32(pdl!, rows * R).set(delta);
+  a.f32(pw!, R * d).set(transpose(w, d, R));
+  a.f32(pg!, rows * d).set(gz);
+  k.dt_bwd(rows, R, d, R, pdl!, pw!, pg!, pgd!, pgw!, pgb!);
+  const gwT = a.f32(pgw!, R * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < R; j++) gw[i * R + j]! += gwT[j * d + i]!;
+  const gb = a.f32(pgb!, d);
+  for (let i = 0; i < d; i++) gbias[i]! += gb[i]!;
+  return a.f32(pgd!, rows * R).slice();
 }

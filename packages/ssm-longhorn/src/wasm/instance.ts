@@ -35,6 +35,8 @@ export interface KernelExports {
   gate_fwd(rows: number, d: number, stride: number, y: number, xs: number, D: number, z: number, sigZ: number, yg: number): void;
   gate_bwd(rows: number, d: number, stride: number, g: number, z: number, sigZ: number, y: number, gy: number, gz: number): void;
   cross_entropy(rows: number, V: number, logits: number, targets: number, invCount: number, grad: number, stats: number): void;
+  dt_fwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, bias: number, zb: number): void;
+  dt_bwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, gz: number, gdbl: number, gw: number, gbias: number): void;
 }
 
 let instance: KernelExports | null | undefined;
@@ -60,8 +62,11 @@ export function simdKernels(): KernelExports | null {
 
 /** Bump allocator over the module's memory for one kernel call: alloc everything, commit, then fill views. */
 export class Arena {
-  private top = 64;
-  constructor(private readonly k: KernelExports) {}
+  private top: number;
+  /** `start`: first byte to use (64-aligned upwards); 64 keeps address 0 free. */
+  constructor(private readonly k: KernelExports, start = 64) {
+    this.top = Math.max(64, Math.ceil(start / 64) * 64);
+  }
   /** Reserves room for `floats` 4-byte values (64-byte aligned); returns the byte offset. */
   alloc(floats: number): number {
     const off = this.top;
@@ -79,4 +84,19 @@ export class Arena {
   i32(off: number, n: number): Int32Array {
     return new Int32Array(this.k.memory.buffer, off, n);
   }
+}
+
+/**
+ * A float32 view of the module's memory at its base, valid until the next kernel call (which may reuse or grow the
+ * memory). Lets a large operand live in WebAssembly memory without copies: e.g. the LM head writes the logits
+ * here, the cross-entropy rewrites them in place into their gradient, and the two gradient GEMMs read them.
+ */
+export function simdScratch(floats: number, headroomFloats = 1 << 18): Float32Array {
+  const k = simdKernels();
+  if (!k) throw new Error('simdScratch: WebAssembly SIMD kernels are unavailable');
+  const a = new Arena(k);
+  const off = a.alloc(floats);
+  a.alloc(headroomFloats); // room for a kernel's small operands above the view without growing (which would detach it)
+  a.commit();
+  return a.f32(off, floats);
 }

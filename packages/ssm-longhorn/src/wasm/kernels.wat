@@ -18,7 +18,8 @@
 ;;   x, c, gy, y, gx, gz: [B, L, d]   (c = ε, the step coefficient, computed by the caller)
 ;;   k, q, gk, gq:        [B, L, n]
 ;;   ckpt:                [B, nSeg, n, d] (S before steps 0, C, 2C, ...; nSeg = ceil(L / C))
-;; d must be a multiple of 4. kind: 0 = longhorn-diag, 1 = longhorn-exact.
+;;   A, gA (Mamba):       [n, d] (A = −exp(A_log), transposed)
+;; d must be a multiple of 4. kind: 0 = longhorn-diag, 1 = longhorn-exact, 2 = mamba (c = Δ).
 (module
   (memory (export "memory") 1)
 
@@ -167,13 +168,96 @@
       (local.set $i (i32.add (local.get $i) (i32.const 16)))
       (br $inext))))
 
+  ;; One Mamba step (Gu & Dao 2023, eq. 4, ZOH as in the official selective scan): with Δ = c,
+  ;; S_out[j,i] = e^{Δ_i A[j,i]} S_in[j,i] + Δ_i x_i k_j;  y_i = Σ_j S_out[j,i] q_j. A is stored transposed [n, d].
+  (func $step_mamba (param $sin i32) (param $sout i32) (param $d i32) (param $n i32)
+    (param $x i32) (param $c i32) (param $kv i32) (param $y i32) (param $A i32)
+    (local $i i32) (local $rowb i32) (local $off i32) (local $kp i32) (local $kend i32)
+    (local $dt v128) (local $dx v128) (local $acc v128) (local $v v128)
+    (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $kend (i32.add (local.get $kv) (i32.mul (local.get $n) (i32.const 48))))
+    (block $idone (loop $inext
+      (br_if $idone (i32.ge_u (local.get $i) (local.get $rowb)))
+      (local.set $dt (v128.load (i32.add (local.get $c) (local.get $i))))
+      (local.set $dx (f32x4.mul (local.get $dt) (v128.load (i32.add (local.get $x) (local.get $i)))))
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $off (local.get $i))
+      (local.set $kp (local.get $kv))
+      (block $jdone (loop $jnext
+        (br_if $jdone (i32.ge_u (local.get $kp) (local.get $kend)))
+        (local.set $v (f32x4.add
+          (f32x4.mul (call $exp4 (f32x4.mul (local.get $dt) (v128.load (i32.add (local.get $A) (local.get $off)))))
+            (v128.load (i32.add (local.get $sin) (local.get $off))))
+          (f32x4.mul (local.get $dx) (v128.load offset=16 (local.get $kp)))))
+        (v128.store (i32.add (local.get $sout) (local.get $off)) (local.get $v))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $kp)))))
+        (local.set $off (i32.add (local.get $off) (local.get $rowb)))
+        (local.set $kp (i32.add (local.get $kp) (i32.const 48)))
+        (br $jnext)))
+      (if (local.get $y) (then (v128.store (i32.add (local.get $y) (local.get $i)) (local.get $acc))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $inext))))
+
+  ;; kind: 0 = longhorn-diag, 1 = longhorn-exact, 2 = mamba (A: [n, d], else unused).
   (func $step (param $kind i32) (param $sin i32) (param $sout i32) (param $d i32) (param $n i32)
-    (param $x i32) (param $c i32) (param $kv i32) (param $y i32)
-    (if (local.get $kind)
-      (then (call $step_exact (local.get $sin) (local.get $sout) (local.get $d) (local.get $n)
-        (local.get $x) (local.get $c) (local.get $kv) (local.get $y)))
-      (else (call $step_diag (local.get $sin) (local.get $sout) (local.get $d) (local.get $n)
-        (local.get $x) (local.get $c) (local.get $kv) (local.get $y)))))
+    (param $x i32) (param $c i32) (param $kv i32) (param $y i32) (param $A i32)
+    (if (i32.eq (local.get $kind) (i32.const 2))
+      (then (call $step_mamba (local.get $sin) (local.get $sout) (local.get $d) (local.get $n)
+        (local.get $x) (local.get $c) (local.get $kv) (local.get $y) (local.get $A)))
+      (else (if (local.get $kind)
+        (then (call $step_exact (local.get $sin) (local.get $sout) (local.get $d) (local.get $n)
+          (local.get $x) (local.get $c) (local.get $kv) (local.get $y)))
+        (else (call $step_diag (local.get $sin) (local.get $sout) (local.get $d) (local.get $n)
+          (local.get $x) (local.get $c) (local.get $kv) (local.get $y)))))))
+
+  ;; Backward of one Mamba step, same contract as $back_diag except: gz receives ∂Δ itself (the caller applies
+  ;; softplus' = σ(z)), ∂A accumulates into gA [n, d], and there is no ‖k‖² term (returns 0).
+  (func $back_mamba (param $G i32) (param $st i32) (param $sp i32) (param $d i32) (param $n i32)
+    (param $x i32) (param $c i32) (param $gy i32) (param $kv i32) (param $acc i32)
+    (param $gx i32) (param $gz i32) (param $A i32) (param $gA i32)
+    (local $i i32) (local $rowb i32) (local $off i32) (local $kp i32) (local $ap i32) (local $kend i32)
+    (local $dt v128) (local $xv v128) (local $gyv v128) (local $gc v128) (local $gkx v128) (local $dtx v128)
+    (local $g v128) (local $kj v128) (local $Aj v128) (local $a v128) (local $ga v128)
+    (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $kend (i32.add (local.get $kv) (i32.mul (local.get $n) (i32.const 48))))
+    (block $idone (loop $inext
+      (br_if $idone (i32.ge_u (local.get $i) (local.get $rowb)))
+      (local.set $dt (v128.load (i32.add (local.get $c) (local.get $i))))
+      (local.set $xv (v128.load (i32.add (local.get $x) (local.get $i))))
+      (local.set $dtx (f32x4.mul (local.get $dt) (local.get $xv)))
+      (local.set $gyv (v128.load (i32.add (local.get $gy) (local.get $i))))
+      (local.set $gc (v128.const f32x4 0 0 0 0))
+      (local.set $gkx (v128.const f32x4 0 0 0 0))
+      (local.set $off (local.get $i))
+      (local.set $kp (local.get $kv))
+      (local.set $ap (local.get $acc))
+      (block $jdone (loop $jnext
+        (br_if $jdone (i32.ge_u (local.get $kp) (local.get $kend)))
+        (local.set $kj (v128.load offset=16 (local.get $kp)))
+        (local.set $Aj (v128.load (i32.add (local.get $A) (local.get $off))))
+        (local.set $a (call $exp4 (f32x4.mul (local.get $dt) (local.get $Aj))))
+        (local.set $g (f32x4.add (v128.load (i32.add (local.get $G) (local.get $off)))
+          (f32x4.mul (local.get $gyv) (v128.load offset=32 (local.get $kp)))))
+        (v128.store offset=16 (local.get $ap) (f32x4.add (v128.load offset=16 (local.get $ap))
+          (f32x4.mul (local.get $gyv) (v128.load (i32.add (local.get $st) (local.get $off))))))
+        ;; ga = g S_{t−1} a:  ∂Δ += ga A + g x k_j;  ∂A += ga Δ
+        (local.set $ga (f32x4.mul (f32x4.mul (local.get $g) (v128.load (i32.add (local.get $sp) (local.get $off)))) (local.get $a)))
+        (local.set $gc (f32x4.add (local.get $gc)
+          (f32x4.add (f32x4.mul (local.get $ga) (local.get $Aj)) (f32x4.mul (f32x4.mul (local.get $g) (local.get $xv)) (local.get $kj)))))
+        (v128.store (i32.add (local.get $gA) (local.get $off))
+          (f32x4.add (v128.load (i32.add (local.get $gA) (local.get $off))) (f32x4.mul (local.get $ga) (local.get $dt))))
+        (local.set $gkx (f32x4.add (local.get $gkx) (f32x4.mul (local.get $g) (local.get $kj))))
+        ;; ∂k_j += g Δ x
+        (v128.store (local.get $ap) (f32x4.add (v128.load (local.get $ap)) (f32x4.mul (local.get $g) (local.get $dtx))))
+        (v128.store (i32.add (local.get $G) (local.get $off)) (f32x4.mul (local.get $a) (local.get $g)))
+        (local.set $off (i32.add (local.get $off) (local.get $rowb)))
+        (local.set $kp (i32.add (local.get $kp) (i32.const 48)))
+        (local.set $ap (i32.add (local.get $ap) (i32.const 32)))
+        (br $jnext)))
+      (v128.store (i32.add (local.get $gx) (local.get $i)) (f32x4.mul (local.get $dt) (local.get $gkx)))
+      (v128.store (i32.add (local.get $gz) (local.get $i)) (local.get $gc))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $inext))))
 
   ;; Backward of one diagonal step for all channels. G holds ∂L/∂S_t from the future (carried back through
   ;; step t+1); on return it holds ∂L/∂S_{t−1}. st = S_t, sp = S_{t−1}. acc[j] = (∂k_j, ∂q_j) vector partial
@@ -302,7 +386,7 @@
   (func (export "scan_fwd")
     (param $kind i32) (param $B i32) (param $L i32) (param $d i32) (param $n i32) (param $chunk i32)
     (param $x i32) (param $c i32) (param $k i32) (param $q i32) (param $y i32) (param $ckpt i32)
-    (param $S i32) (param $kv i32)
+    (param $S i32) (param $kv i32) (param $A i32)
     (local $b i32) (local $t i32) (local $dn4 i32) (local $nSeg i32) (local $row i32) (local $kr i32)
     (local $cp i32)
     (local.set $dn4 (i32.shl (i32.mul (local.get $d) (local.get $n)) (i32.const 2)))
@@ -323,7 +407,7 @@
         (drop (call $prep_kv (i32.add (local.get $k) (local.get $kr)) (i32.add (local.get $q) (local.get $kr)) (local.get $n) (local.get $kv)))
         (call $step (local.get $kind) (local.get $S) (local.get $S) (local.get $d) (local.get $n)
           (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row))
-          (local.get $kv) (i32.add (local.get $y) (local.get $row)))
+          (local.get $kv) (i32.add (local.get $y) (local.get $row)) (local.get $A))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $tnext)))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
@@ -336,7 +420,7 @@
     (param $kind i32) (param $B i32) (param $L i32) (param $d i32) (param $n i32) (param $chunk i32)
     (param $x i32) (param $c i32) (param $k i32) (param $q i32) (param $gy i32) (param $ckpt i32)
     (param $buf i32) (param $G i32) (param $kv i32) (param $acc i32)
-    (param $gx i32) (param $gz i32) (param $gk i32) (param $gq i32)
+    (param $gx i32) (param $gz i32) (param $gk i32) (param $gq i32) (param $A i32) (param $gA i32)
     (local $b i32) (local $t i32) (local $seg i32) (local $t0 i32) (local $t1 i32) (local $dn4 i32) (local $nSeg i32)
     (local $row i32) (local $kr i32) (local $st i32) (local $kk f32) (local $gkk f32) (local $j i32) (local $ap i32)
     (local.set $dn4 (i32.shl (i32.mul (local.get $d) (local.get $n)) (i32.const 2)))
@@ -363,7 +447,7 @@
           (local.set $st (i32.add (local.get $buf) (i32.mul (i32.sub (local.get $t) (local.get $t0)) (local.get $dn4))))
           (drop (call $prep_kv (i32.add (local.get $k) (local.get $kr)) (i32.add (local.get $q) (local.get $kr)) (local.get $n) (local.get $kv)))
           (call $step (local.get $kind) (local.get $st) (i32.add (local.get $st) (local.get $dn4)) (local.get $d) (local.get $n)
-            (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row)) (local.get $kv) (i32.const 0))
+            (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row)) (local.get $kv) (i32.const 0) (local.get $A))
           (local.set $t (i32.add (local.get $t) (i32.const 1)))
           (br $rnext)))
         ;; reverse-time adjoint through the segment
@@ -377,7 +461,13 @@
           (local.set $st (i32.add (local.get $buf) (i32.mul (i32.add (i32.sub (local.get $t) (local.get $t0)) (i32.const 1)) (local.get $dn4))))
           (local.set $kk (call $prep_kv (i32.add (local.get $k) (local.get $kr)) (i32.add (local.get $q) (local.get $kr)) (local.get $n) (local.get $kv)))
           (memory.fill (local.get $acc) (i32.const 0) (i32.shl (local.get $n) (i32.const 5)))
-          (if (local.get $kind)
+          (local.set $gkk (f32.const 0))
+          (if (i32.eq (local.get $kind) (i32.const 2))
+            (then (call $back_mamba (local.get $G) (local.get $st) (i32.sub (local.get $st) (local.get $dn4))
+              (local.get $d) (local.get $n) (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row))
+              (i32.add (local.get $gy) (local.get $row)) (local.get $kv) (local.get $acc)
+              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (local.get $A) (local.get $gA)))
+          (else (if (local.get $kind)
             (then (local.set $gkk (call $back_exact (local.get $G) (local.get $st) (i32.sub (local.get $st) (local.get $dn4))
               (local.get $d) (local.get $n) (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row))
               (i32.add (local.get $gy) (local.get $row)) (local.get $kv) (local.get $acc)
@@ -385,7 +475,7 @@
             (else (local.set $gkk (call $back_diag (local.get $G) (local.get $st) (i32.sub (local.get $st) (local.get $dn4))
               (local.get $d) (local.get $n) (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row))
               (i32.add (local.get $gy) (local.get $row)) (local.get $kv) (local.get $acc)
-              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (local.get $kk)))))
+              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (local.get $kk)))))))
           ;; ∂k_j = Σ_i (direct) + 2 k_j ∂‖k‖²;  ∂q_j = Σ_i
           (local.set $j (i32.const 0))
           (local.set $ap (local.get $acc))
@@ -567,6 +657,7 @@
     (param $invCount f32) (param $grad i32) (param $stats i32)
     (local $r i32) (local $row i32) (local $end i32) (local $p i32) (local $tgt i32) (local $vb i32)
     (local $mv v128) (local $sv v128) (local $e v128) (local $m f32) (local $lt f32) (local $hit f32) (local $sum f32)
+    (local $x v128) (local $n4 v128)
     (local.set $vb (i32.shl (local.get $V) (i32.const 2)))
     (block $rdone (loop $rnext
       (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
@@ -604,7 +695,22 @@
           (local.set $p (local.get $row))
           (block $edone (loop $enext
             (br_if $edone (i32.ge_u (local.get $p) (local.get $end)))
-            (local.set $e (call $exp4 (f32x4.sub (v128.load (local.get $p)) (local.get $mv))))
+            ;; e = exp(l − m), $exp4 inlined (the hottest loop of the step; V8 does not inline wasm calls)
+            (local.set $x (f32x4.max (f32x4.sub (v128.load (local.get $p)) (local.get $mv)) (v128.const f32x4 -87 -87 -87 -87)))
+            (local.set $n4 (f32x4.nearest (f32x4.mul (local.get $x) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+            (local.set $x (f32x4.sub (f32x4.sub (local.get $x)
+              (f32x4.mul (local.get $n4) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375)))
+              (f32x4.mul (local.get $n4) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+            (local.set $e (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
+            (local.set $e (f32x4.add (f32x4.mul (local.get $e) (local.get $x)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+            (local.set $e (f32x4.add (f32x4.mul (local.get $e) (local.get $x)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+            (local.set $e (f32x4.add (f32x4.mul (local.get $e) (local.get $x)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+            (local.set $e (f32x4.add (f32x4.mul (local.get $e) (local.get $x)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+            (local.set $e (f32x4.add (f32x4.mul (local.get $e) (local.get $x)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+            (local.set $e (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $e) (local.get $x)) (local.get $x)) (local.get $x))
+              (v128.const f32x4 1 1 1 1)))
+            (local.set $e (f32x4.mul (local.get $e)
+              (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n4)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
             (if (local.get $grad) (then (v128.store (local.get $p) (local.get $e))))
             (local.set $sv (f32x4.add (local.get $sv) (local.get $e)))
             (local.set $p (i32.add (local.get $p) (i32.const 16)))
@@ -625,6 +731,81 @@
           (f32.store (local.get $p) (local.get $sum))
           (f32.store offset=4 (local.get $p) (f32.sub (local.get $m) (local.get $lt)))
           (f32.store offset=8 (local.get $p) (local.get $hit))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rnext))))
+
+  ;; ---------------------------------------------------------------------------------------------------------------
+  ;; The low-rank Δ projection (dt_head / dt_proj: dt_rank → d, dt_rank ≈ d_model/16): too thin for a BLAS GEMM to
+  ;; run well (inner or outer dimension 8), a handful of vector multiply-adds per output here.
+  ;; δ is read in place from x_proj's output rows (`stride` floats, δ first); W is transposed to [R, d].
+
+  ;; zb[r, :] = bias + Σ_j δ[r, j] W[j, :]
+  (func (export "dt_fwd") (param $rows i32) (param $R i32) (param $d i32) (param $stride i32)
+    (param $dbl i32) (param $w i32) (param $bias i32) (param $zb i32)
+    (local $r i32) (local $i i32) (local $j i32) (local $rowb i32) (local $src i32) (local $acc v128)
+    (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
+    (block $rdone (loop $rnext
+      (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $src (i32.add (local.get $dbl) (i32.shl (i32.mul (local.get $r) (local.get $stride)) (i32.const 2))))
+      (local.set $i (i32.const 0))
+      (block $idone (loop $inext
+        (br_if $idone (i32.ge_u (local.get $i) (local.get $rowb)))
+        (local.set $acc (v128.load (i32.add (local.get $bias) (local.get $i))))
+        (local.set $j (i32.const 0))
+        (block $jdone (loop $jnext
+          (br_if $jdone (i32.ge_u (local.get $j) (local.get $R)))
+          (local.set $acc (f32x4.add (local.get $acc)
+            (f32x4.mul (f32x4.splat (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))
+              (v128.load (i32.add (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rowb))) (local.get $i))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $jnext)))
+        (v128.store (i32.add (local.get $zb) (i32.add (i32.mul (local.get $r) (local.get $rowb)) (local.get $i))) (local.get $acc))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $inext)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rnext))))
+
+  ;; Backward from gz = ∂loss/∂zb [rows, d]: gdelta[r, j] = Σ_i gz[r, i] W[j, i] (written into rows of `stride`
+  ;; floats, δ columns first), and gw [R, d] (transposed), gbias [d] set to this call's sums.
+  (func (export "dt_bwd") (param $rows i32) (param $R i32) (param $d i32) (param $stride i32)
+    (param $dbl i32) (param $w i32) (param $gz i32) (param $gdbl i32) (param $gw i32) (param $gbias i32)
+    (local $r i32) (local $i i32) (local $j i32) (local $rowb i32) (local $src i32) (local $g i32)
+    (local $gv v128) (local $acc v128) (local $p i32)
+    (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
+    (memory.fill (local.get $gw) (i32.const 0) (i32.mul (local.get $R) (local.get $rowb)))
+    (memory.fill (local.get $gbias) (i32.const 0) (local.get $rowb))
+    (block $rdone (loop $rnext
+      (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $src (i32.add (local.get $dbl) (i32.shl (i32.mul (local.get $r) (local.get $stride)) (i32.const 2))))
+      (local.set $g (i32.add (local.get $gz) (i32.mul (local.get $r) (local.get $rowb))))
+      ;; ∂b += gz_r
+      (local.set $i (i32.const 0))
+      (block $bdone (loop $bnext
+        (br_if $bdone (i32.ge_u (local.get $i) (local.get $rowb)))
+        (v128.store (i32.add (local.get $gbias) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $gbias) (local.get $i))) (v128.load (i32.add (local.get $g) (local.get $i)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $bnext)))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $jnext
+        (br_if $jdone (i32.ge_u (local.get $j) (local.get $R)))
+        ;; ∂W[j, :] += δ[r, j] gz_r;  ∂δ[r, j] = gz_r · W[j, :]
+        (local.set $gv (f32x4.splat (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $idone (loop $inext
+          (br_if $idone (i32.ge_u (local.get $i) (local.get $rowb)))
+          (local.set $p (i32.add (i32.mul (local.get $j) (local.get $rowb)) (local.get $i)))
+          (v128.store (i32.add (local.get $gw) (local.get $p)) (f32x4.add (v128.load (i32.add (local.get $gw) (local.get $p)))
+            (f32x4.mul (local.get $gv) (v128.load (i32.add (local.get $g) (local.get $i))))))
+          (local.set $acc (f32x4.add (local.get $acc)
+            (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $i))) (v128.load (i32.add (local.get $w) (local.get $p))))))
+          (local.set $i (i32.add (local.get $i) (i32.const 16)))
+          (br $inext)))
+        (f32.store (i32.add (i32.add (local.get $gdbl) (i32.shl (i32.mul (local.get $r) (local.get $stride)) (i32.const 2)))
+          (i32.shl (local.get $j) (i32.const 2))) (call $hsum (local.get $acc)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $jnext)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rnext))))
 )
