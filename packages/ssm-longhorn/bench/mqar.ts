@@ -5,6 +5,7 @@
  *
  *   npx tsx packages/ssm-longhorn/bench/mqar.ts [--variants longhorn-diag,mamba] [--configs 64x4,128x8]
  *     [--dModel 64] [--lrs 2.2e-3,1e-2] [--steps 1500] [--batch 32] [--vocab 256] [--evalEvery 50] [--name mqar]
+ *     [--threads 1]
  *
  * Writes results/<name>.json and results/<name>.md (atomically) after every run, so a long grid can be read while
  * it runs; a rerun skips runs already in the JSON (resume).
@@ -12,8 +13,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Rng, writeFileAtomic } from '@saelab/core';
-import { LonghornLM, TRANSITIONS, type Transition, loadModel, modelStats, mqarAccuracy, mqarBatch, mqarStream, saveModel, train } from '../src/index.js';
+import { Rng, createOrtEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
+import { LonghornLM, TRANSITIONS, type Transition, loadModel, modelStats, mqarAccuracy, mqarBatch, mqarStream, saveModel, setScanThreads, train } from '../src/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -31,6 +32,8 @@ const { values: a } = parseArgs({
     name: { type: 'string', default: 'mqar' },
     /** Warm start from a model folder (curriculum); stated in the results. */
     init: { type: 'string' },
+    /** Threads for the GEMMs and the scan (default: all cores); 1 when several runs share the machine. */
+    threads: { type: 'string' },
   },
 });
 
@@ -46,6 +49,9 @@ const evalEvery = Number(a.evalEvery);
 const evalN = Number(a.evalExamples);
 const target = Number(a.target);
 const seed = Number(a.seed);
+const threads = a.threads === undefined ? undefined : Number(a.threads);
+if (threads !== undefined) setScanThreads(threads);
+const engine = threads === undefined ? await defaultEngine() : createOrtEngine({ threads });
 
 interface Row {
   variant: Transition;
@@ -123,7 +129,7 @@ for (const variant of variants) {
         if (rows.some((r) => r.variant === variant && r.dModel === dModel && r.seqLen === L && r.numKvPairs === N && r.lr === lr)) continue;
         const task = { vocabSize: V, seqLen: L, numKvPairs: N };
         const modelCfg = { vocabSize: V, dModel, nLayers: 2, dState: 16, variant };
-        const lm = a.init ? await loadModel(a.init) : LonghornLM.create(modelCfg, seed);
+        const lm = a.init ? await loadModel(a.init, engine) : LonghornLM.create(modelCfg, seed, engine);
         if (JSON.stringify({ ...lm.config, variant }) !== JSON.stringify(lm.config) || lm.config.dModel !== dModel || lm.config.vocabSize !== V) {
           throw new Error(`--init ${a.init}: model config ${JSON.stringify(lm.config)} does not match this run`);
         }

@@ -54,8 +54,7 @@ export interface ScanGrads {
 
 /**
  * Which kernel runs: 'js' is the TypeScript loop (float64 state, the reference; any input precision), 'simd' the
- * WebAssembly f32x4 kernel (scan-simd.ts: float32 inputs, Longhorn transitions, d_inner % 4 = 0), 'auto' picks
- * 'simd' whenever it applies.
+ * WebAssembly f32x4 kernel (scan-simd.ts: float32 inputs, d_inner % 4 = 0), 'auto' picks 'simd' whenever it applies.
  */
 export type ScanImpl = 'auto' | 'js' | 'simd';
 
@@ -277,7 +276,7 @@ function pickImpl(kind: Transition, shape: ScanShape, inp: ScanInputs, impl: Sca
   const f32 = inp.x instanceof Float32Array && inp.z instanceof Float32Array && inp.k instanceof Float32Array && inp.q instanceof Float32Array;
   const ok = f32 && simdScanAvailable(kind, shape.dInner);
   if (impl === 'simd' && !ok) {
-    throw new Error(`scan: impl 'simd' needs float32 inputs, a Longhorn transition and d_inner % 4 = 0 (got ${kind}, d_inner ${shape.dInner}, ${inp.x.constructor.name})`);
+    throw new Error(`scan: impl 'simd' needs float32 inputs and d_inner % 4 = 0 (got ${kind}, d_inner ${shape.dInner}, ${inp.x.constructor.name})`);
   }
   return impl === 'js' || !ok ? 'js' : 'simd';
 }
@@ -296,7 +295,7 @@ export function scanForward(
   const impl = pickImpl(kind, shape, inp, opts.impl);
   const { x, z, k, q } = inp;
   if (impl === 'simd') {
-    const r = simdScanForward(kind, shape, chunk, x as Float32Array, z as Float32Array, k as Float32Array, q as Float32Array);
+    const r = simdScanForward(kind, shape, chunk, x as Float32Array, z as Float32Array, k as Float32Array, q as Float32Array, inp.aLog);
     return { y: r.y, saved: { kind, shape: { ...shape }, chunk, impl, coef: r.coef, checkpoints: r.checkpoints } };
   }
   const coef = new Float64Array(B * L * d);
@@ -329,7 +328,7 @@ export function scanBackward(inp: ScanInputs, saved: ScanSaved, gy: FloatArray):
   if (gy.length !== B * L * d) throw new Error(`scan backward: gy has ${gy.length} elements, expected [B, L, d] = ${B * L * d}`);
   if (saved.impl === 'simd') {
     const f32 = (a: FloatArray) => (a instanceof Float32Array ? a : Float32Array.from(a));
-    return simdScanBackward(kind, shape, chunk, f32(inp.x), coef as Float32Array, f32(inp.k), f32(inp.q), f32(gy), checkpoints as Float32Array);
+    return simdScanBackward(kind, shape, chunk, f32(inp.x), coef as Float32Array, f32(inp.k), f32(inp.q), f32(gy), checkpoints as Float32Array, inp.z, inp.aLog);
   }
   const nSeg = Math.ceil(L / chunk);
   const dn = d * n;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type ScanShape, scanBackward, scanForward } from '../src/scan.js';
+import { type ScanShape, TRANSITIONS, scanBackward, scanForward } from '../src/scan.js';
 import { simdScanAvailable } from '../src/scan-simd.js';
 import { KERNELS_WASM_BASE64 } from '../src/wasm/kernels-wasm.js';
 import { assembleWat } from '../tools/assemble.js';
@@ -10,7 +10,7 @@ import { maxRelErr, randomInputs, reference } from './scan-reference.js';
  * The WebAssembly SIMD scan is the training path for float32 Longhorn scans; the float64 TypeScript kernel (checked
  * against finite differences in scan.test.ts) is the reference it must reproduce to float32 accuracy.
  */
-describe.each(['longhorn-diag', 'longhorn-exact'] as const)('SIMD scan %s', (kind) => {
+describe.each(TRANSITIONS)('SIMD scan %s', (kind) => {
   it('is available and chosen by default for float32 inputs with d_inner % 4 = 0', () => {
     expect(simdScanAvailable(kind, 8)).toBe(true);
     const sh: ScanShape = { batch: 1, seqLen: 3, dInner: 8, dState: 4 };
@@ -39,6 +39,8 @@ describe.each(['longhorn-diag', 'longhorn-exact'] as const)('SIMD scan %s', (kin
       expect(g[name]).toBeInstanceOf(Float32Array);
       expect(maxRelErr(g[name], r[name]), name).toBeLessThan(2e-5);
     }
+    if (kind === 'mamba') expect(maxRelErr(g.gALog!, r.gALog!)).toBeLessThan(2e-5);
+    else expect(g.gALog).toBeUndefined();
   });
 
   it('gradients do not depend on the checkpoint interval', () => {
@@ -59,12 +61,12 @@ describe.each(['longhorn-diag', 'longhorn-exact'] as const)('SIMD scan %s', (kin
     const inp64 = randomInputs(sh, 6, Float64Array);
     for (let i = 0; i < inp64.z.length; i++) inp64.z[i]! *= i % 3 === 0 ? 100 : 20;
     for (let i = 0; i < inp64.k.length; i++) inp64.k[i]! *= 5;
-    const inp32 = { x: Float32Array.from(inp64.x), z: Float32Array.from(inp64.z), k: Float32Array.from(inp64.k), q: Float32Array.from(inp64.q) };
+    const inp32 = { x: Float32Array.from(inp64.x), z: Float32Array.from(inp64.z), k: Float32Array.from(inp64.k), q: Float32Array.from(inp64.q), aLog: inp64.aLog };
     const { y, saved } = scanForward(kind, sh, inp32, { impl: 'simd' });
     expect(y.every(Number.isFinite)).toBe(true);
     expect(maxRelErr(y, reference(kind, sh, inp64))).toBeLessThan(1e-4);
     const g = scanBackward(inp32, saved, randomInputs(sh, 7, Float32Array).x);
-    for (const a of [g.gx, g.gz, g.gk, g.gq]) expect(a.every(Number.isFinite)).toBe(true);
+    for (const a of [g.gx, g.gz, g.gk, g.gq, ...(g.gALog ? [g.gALog] : [])]) expect(a.every(Number.isFinite)).toBe(true);
   });
 });
 
@@ -73,7 +75,6 @@ describe('SIMD scan: choice and build', () => {
     const sh: ScanShape = { batch: 1, seqLen: 3, dInner: 6, dState: 4 };
     expect(() => scanForward('longhorn-diag', sh, randomInputs(sh, 1, Float32Array), { impl: 'simd' })).toThrow(/d_inner % 4 = 0/);
     const sh8 = { ...sh, dInner: 8 };
-    expect(() => scanForward('mamba', sh8, randomInputs(sh8, 1, Float32Array), { impl: 'simd' })).toThrow(/Longhorn transition/);
     expect(() => scanForward('longhorn-diag', sh8, randomInputs(sh8, 1, Float64Array), { impl: 'simd' })).toThrow(/float32/);
   });
 

@@ -11,14 +11,14 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type TextTokenizer, Llama2cModel, createTokenizer, gpt2Tokenizer } from '@saelab/activations';
 import { type HookableLM, Rng, writeFileAtomic } from '@saelab/core';
-import { LonghornLM, loadModel, nextTokenTargets, train as trainLonghorn } from '@saelab/ssm-longhorn';
+import { EOT, LonghornLM, UNK, buildVocab, loadModel, loadVocab, nextTokenTargets, restrictTokenizer, saveVocab, toModelIds, train as trainLonghorn } from '@saelab/ssm-longhorn';
 import { fileFingerprint } from '../data.js';
 import { hashOf } from '../train.js';
 import type { LmBuildConfig, SweepConfig } from './config.js';
-import { SEPARATOR, buildRestrictedVocab, encodeStream, restrictedGpt2Tokenizer, shuffledDocuments } from './tokens.js';
+import { encodeStream, shuffledDocuments } from './tokens.js';
 
 /** Bump when the build recipe changes in a way its settings do not capture. */
-const LM_BUILD_VERSION = 1;
+const LM_BUILD_VERSION = 2; // 2: the vocabulary format of @saelab/ssm-longhorn (0 = <unk>, 1 = <eot>)
 
 export interface OpenedLm {
   lm: HookableLM;
@@ -57,20 +57,19 @@ export async function openSweepLm(c: SweepConfig, cacheDir: string, log: (s: str
 }
 
 export async function openLonghornDir(dir: string): Promise<OpenedLm> {
-  const vocabPath = join(dir, 'vocab.json');
-  if (!existsSync(vocabPath)) throw new Error(`${dir}: a Longhorn source needs vocab.json (the restricted GPT-2 vocabulary written by the sweep's LM build)`);
-  const vocab = JSON.parse(await readFile(vocabPath, 'utf8')) as { gpt2Ids: number[] };
+  const vocab = loadVocab(dir);
+  if (!vocab) throw new Error(`${dir}: a Longhorn source needs vocab.json (the restricted GPT-2 vocabulary written with the model)`);
   const lm = await loadModel(dir);
-  const tokenizer = restrictedGpt2Tokenizer(vocab.gpt2Ids, `gpt2-restricted-${vocab.gpt2Ids.length + 2}`);
+  const tokenizer = restrictTokenizer(gpt2Tokenizer(), vocab);
   if (tokenizer.vocabSize !== lm.config.vocabSize) throw new Error(`${dir}: vocab.json has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${lm.config.vocabSize}`);
   const info = existsSync(join(dir, 'build.json')) ? (JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')) as Record<string, unknown>) : {};
-  const fingerprint = hashOf({ model: await fileFingerprint(join(dir, 'model.safetensors')), vocab: hashOf(vocab.gpt2Ids) });
+  const fingerprint = hashOf({ model: await fileFingerprint(join(dir, 'model.safetensors')), vocab: hashOf(vocab.baseIds) });
   return {
     lm,
     tokenizer,
     fingerprint,
     description: `Longhorn LM ${lm.info.name} (vocab ${lm.config.vocabSize}) from ${dir}`,
-    separator: SEPARATOR,
+    separator: EOT,
     provenance: { lmDir: dir, lmBuild: info },
   };
 }
@@ -89,17 +88,16 @@ export async function buildDefaultLm(cfg: LmBuildConfig, corpus: string, root: s
   const gpt2 = gpt2Tokenizer();
   const docs = shuffledDocuments(corpus, 'train', cfg.seed);
   const raw = encodeStream(docs, (t) => gpt2.encode(t), gpt2.bos!, { maxChars: cfg.maxChars });
-  const vocab = buildRestrictedVocab(raw, cfg.vocabSize);
-  const local = new Map<number, number>(vocab.map((g, i) => [g, i + 2]));
-  const stream = raw.map((g) => (g === gpt2.bos ? SEPARATOR : (local.get(g) ?? 1)));
+  const vocab = buildVocab(gpt2.name, raw.filter((g) => g !== gpt2.bos), cfg.vocabSize);
+  const stream = toModelIds(vocab, raw).map((t, i) => (raw[i] === gpt2.bos ? EOT : t));
   let unknown = 0;
-  for (const t of stream) if (t === 1) unknown++;
+  for (const t of stream) if (t === UNK) unknown++;
   log(`  ${stream.length} training tokens, ${((100 * unknown) / stream.length).toFixed(1)}% outside the ${cfg.vocabSize}-token vocabulary`);
-  await writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify({ base: 'gpt2 (r50k_base)', specials: { separator: 0, unknown: 1 }, gpt2Ids: vocab }));
+  await saveVocab(dir, vocab);
 
   const L = cfg.contextLength;
   if (stream.length < L + 1) throw new Error(`the ${corpus} train split gave only ${stream.length} tokens, fewer than one ${L}-token window`);
-  const lm = LonghornLM.create({ vocabSize: vocab.length + 2, dModel: cfg.dModel, nLayers: cfg.nLayers, dState: cfg.dState }, cfg.seed);
+  const lm = LonghornLM.create({ vocabSize: vocab.baseIds.length + 2, dModel: cfg.dModel, nLayers: cfg.nLayers, dState: cfg.dState }, cfg.seed);
   const data = (step: number) => {
     const rng = new Rng(cfg.seed * 1_000_003 + step + 1);
     const tokens = new Int32Array(cfg.batch * L);

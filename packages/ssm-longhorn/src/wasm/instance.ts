@@ -24,10 +24,10 @@ export interface KernelExports {
   memory: WasmMemory;
   longhorn_coef(rows: number, d: number, n: number, z: number, k: number, c: number): void;
   scan_fwd(kind: number, B: number, L: number, d: number, n: number, chunk: number,
-    x: number, c: number, k: number, q: number, y: number, ckpt: number, S: number, kv: number): void;
+    x: number, c: number, k: number, q: number, y: number, ckpt: number, S: number, kv: number, A: number): void;
   scan_bwd(kind: number, B: number, L: number, d: number, n: number, chunk: number,
     x: number, c: number, k: number, q: number, gy: number, ckpt: number, buf: number, G: number, kv: number, acc: number,
-    gx: number, gz: number, gk: number, gq: number): void;
+    gx: number, gz: number, gk: number, gq: number, A: number, gA: number): void;
   conv_silu_fwd(B: number, L: number, d: number, K: number, stride: number,
     inp: number, w: number, bias: number, xc: number, sig: number, xs: number): void;
   conv_silu_bwd(B: number, L: number, d: number, K: number, stride: number,
