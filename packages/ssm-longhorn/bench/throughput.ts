@@ -4,15 +4,17 @@
  * (forward, backward, clipping, optimiser). Reference: a PyTorch Longhorn whose scan loops over time, ~780 tok/s.
  *
  *   npx tsx packages/ssm-longhorn/bench/throughput.ts [--variants longhorn-diag,longhorn-exact,mamba] [--steps 5]
+ *     [--simd 1|0] [--out throughput]
  *
+ * `--simd 0` runs the TypeScript reference kernels instead of the WebAssembly SIMD ones (SAELAB_LONGHORN_SIMD=0).
  * Reports wall-clock tokens/s and tokens per CPU-second of this process (the machine is shared, so wall time
- * depends on other load; the load average is recorded). Writes results/throughput.{json,md}.
+ * depends on other load; the 1-minute load average is recorded). Writes results/<out>.{json,md}.
  */
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng, clipGradNorm, createOptimizer, defaultEngine, writeFileAtomic } from '@saelab/core';
-import { LonghornLM, type Transition, modelStats, nextTokenTargets, noDecay } from '../src/index.js';
+import { LonghornLM, type Transition, modelStats, nextTokenTargets, noDecay, scanThreads, setSimdKernels } from '../src/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -21,8 +23,11 @@ const { values: a } = parseArgs({
     warmup: { type: 'string', default: '1' },
     batch: { type: 'string', default: '16' },
     seqLen: { type: 'string', default: '256' },
+    simd: { type: 'string', default: '1' },
+    out: { type: 'string', default: 'throughput' },
   },
 });
+setSimdKernels(a.simd !== '0');
 const B = Number(a.batch);
 const L = Number(a.seqLen);
 const shape = { vocabSize: 4096, dModel: 128, nLayers: 4, dState: 16, expand: 2 };
@@ -49,7 +54,7 @@ for (const variant of a.variants!.split(',') as Transition[]) {
   const cpu = process.cpuUsage(c0);
   const cpuSec = (cpu.user + cpu.system) / 1e6;
   const row = {
-    variant, ...shape, seqLen: L, batch: B, steps: n, engine: engine.name,
+    variant, ...shape, seqLen: L, batch: B, steps: n, engine: engine.name, simd: a.simd !== '0', scanThreads: scanThreads(),
     params: modelStats(lm.config).params,
     tokensPerSecWall: (n * B * L) / wall,
     tokensPerCpuSec: (n * B * L) / cpuSec,
@@ -60,13 +65,14 @@ for (const variant of a.variants!.split(',') as Transition[]) {
 }
 const machine = `${cpus().length}× ${cpus()[0]?.model ?? 'cpu'} (shared)`;
 const dir = join(import.meta.dirname, '..', 'results');
-await writeFileAtomic(join(dir, 'throughput.json'), JSON.stringify({ machine, referencePyTorchTokPerSec: 780, rows }, null, 2) + '\n');
+await writeFileAtomic(join(dir, `${a.out}.json`), JSON.stringify({ machine, referencePyTorchTokPerSec: 780, rows }, null, 2) + '\n');
 await writeFileAtomic(
-  join(dir, 'throughput.md'),
+  join(dir, `${a.out}.md`),
   [
     '# LM training throughput',
     '',
     `Shape: d_model 128, 4 layers, d_state 16, expand 2, seq ${L}, batch ${B}, vocab 4096, AdamW, full steps. Machine: ${machine}.`,
+    `Kernels: ${a.simd !== '0' ? 'WebAssembly SIMD (scan, block elementwise ops, cross-entropy)' : 'TypeScript reference loops (--simd 0)'}; GEMMs: ${engine.name}; scan threads: ${scanThreads()}.`,
     'Reference (performance.md): PyTorch Longhorn with a time-loop scan, ~780 tok/s on this machine.',
     '',
     '| variant | params | tok/s (wall) | tok per CPU-s | × reference (wall) | load avg |',

@@ -15,7 +15,7 @@ import {
 import { TRANSITIONS } from './scan.js';
 import { type MixerCache, type MixerDims, type MixerState, initMixer, mixerBackward, mixerForward, mixerShapes, mixerStep, newMixerState } from './mixer.js';
 import { IGNORE, crossEntropy, rmsNormBackward, rmsNormForward } from './ops.js';
-import { simdOpsAvailable, simdScratch } from './ops-simd.js';
+import { simdEpoch, simdOpsAvailable, simdScratch } from './ops-simd.js';
 
 export const LonghornConfigSchema = z.object({
   vocabSize: z.number().int().min(2),
@@ -227,7 +227,11 @@ export class LonghornLM implements HookableLM {
     const c = this.config;
     const d = c.dModel;
     const rows = B * L;
-    const { logits, cache } = await this.forward(tokens, B, L, { keepCache: true, logitsInWasm: true });
+    // With the SIMD kernels the logits live in WebAssembly memory (no 64 MiB copies); no other kernel may run
+    // until the head's gradient GEMMs have read them (checked: an interleaved caller would clobber them).
+    const inWasm = simdOpsAvailable(c.vocabSize);
+    const { logits, cache } = await this.forward(tokens, B, L, { keepCache: true, logitsInWasm: inWasm });
+    const epoch0 = simdEpoch();
     const ce = crossEntropy(logits!.data, targets, c.vocabSize, true); // logits now hold ∂loss/∂logits
     const grads = zerosLike(this.params);
     const E = this.params['embedding.weight']!;
@@ -235,6 +239,7 @@ export class LonghornLM implements HookableLM {
     const gE = await engine.gemm(logits!, cache!.hf, { transA: true });
     grads['embedding.weight']!.data.set(gE.data);
     const ghf = await engine.gemm(logits!, E);
+    if (inWasm && simdEpoch() !== epoch0 + 1) throw new Error('lossAndGrad: another kernel ran while the LM head held the logits in WebAssembly memory (concurrent lossAndGrad calls on one thread are not supported)');
     let g = rmsNormBackward(cache!.final.data, this.params['norm_f.weight']!.data, cache!.rstdF, ghf.data, rows, grads['norm_f.weight']!.data);
     const m = mixerDims(c);
     for (let l = c.nLayers - 1; l >= 0; l--) {

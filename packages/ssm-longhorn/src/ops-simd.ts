@@ -5,7 +5,7 @@
  */
 import { Arena, type KernelExports, simdKernels } from './wasm/instance.js';
 
-export { simdScratch } from './wasm/instance.js';
+export { simdEpoch, simdScratch } from './wasm/instance.js';
 
 /** Whether the SIMD ops can run rows of `width` floats. */
 export function simdOpsAvailable(width: number): boolean {

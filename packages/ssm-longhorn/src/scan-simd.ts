@@ -26,7 +26,6 @@ function transposedA(aLog: ArrayLike<number>, d: number, n: number): Float32Arra
   return A;
 }
 
-const softplus = (z: number) => (z > 20 ? z : Math.log1p(Math.exp(z)));
 
 /**
  * Forward: y [B, L, d], the coefficients ε = 1/(1 + e^{−z} + ‖k‖²) [B, L, d] and the state checkpoints
@@ -48,14 +47,12 @@ export function simdScanForward(
   a.f32(px!, rows * d).set(x);
   a.f32(pk!, rows * n).set(k);
   a.f32(pq!, rows * n).set(q);
+  a.f32(py!, rows * d).set(z); // y's buffer holds z until the coefficients are made
   if (mamba) {
-    // Δ = softplus(z) needs a log: made here (d per row, against d·n multiply-adds per row in the scan).
-    const c = a.f32(pc!, rows * d);
-    for (let i = 0; i < c.length; i++) c[i] = softplus(z[i]!);
+    wasm.softplus(rows * d, py!, pc!); // Δ = softplus(z)
     a.f32(pA!, d * n).set(transposedA(aLog!, d, n));
   } else {
-    a.f32(py!, rows * d).set(z); // y's buffer holds z until the coefficients are made
-    wasm.longhorn_coef(rows, d, n, py!, pk!, pc!);
+    wasm.longhorn_coef(rows, d, n, py!, pk!, pc!); // ε = 1/(1 + e^{−z} + ‖k‖²)
   }
   wasm.scan_fwd(kindId, B, L, d, n, chunk, px!, pc!, pk!, pq!, py!, pck!, pS!, pkv!, pA!);
   return { y: a.f32(py!, rows * d).slice(), coef: a.f32(pc!, rows * d).slice(), checkpoints: a.f32(pck!, nCk).slice() };
@@ -65,7 +62,7 @@ export function simdScanForward(
 export function simdScanBackward(
   kind: Transition, shape: ScanShape, chunk: number,
   x: Float32Array, coef: Float32Array, k: Float32Array, q: Float32Array, gy: Float32Array, checkpoints: Float32Array,
-  z?: ArrayLike<number>, aLog?: ArrayLike<number>,
+  z?: Float32Array, aLog?: ArrayLike<number>,
 ): { gx: Float32Array; gz: Float32Array; gk: Float32Array; gq: Float32Array; gALog?: Float32Array } {
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const { k: wasm, kind: kindId } = need(kind, d);
@@ -74,12 +71,13 @@ export function simdScanBackward(
   const nCk = checkpoints.length;
   const a = new Arena(wasm);
   const dnA = mamba ? d * n : 0;
-  const sizes = [rows * d, rows * d, rows * n, rows * n, rows * d, nCk, (chunk + 1) * d * n, d * n, 12 * n, 8 * n, rows * d, rows * d, rows * n, rows * n, dnA, dnA];
-  const [px, pc, pk, pq, pgy, pck, pbuf, pG, pkv, pacc, pgx, pgz, pgk, pgq, pA, pgA] = sizes.map((f) => a.alloc(f));
+  const sizes = [rows * d, rows * d, rows * n, rows * n, rows * d, nCk, (chunk + 1) * d * n, d * n, 12 * n, 8 * n, rows * d, rows * d, rows * n, rows * n, dnA, dnA, mamba ? rows * d : 0];
+  const [px, pc, pk, pq, pgy, pck, pbuf, pG, pkv, pacc, pgx, pgz, pgk, pgq, pA, pgA, pz] = sizes.map((f) => a.alloc(f));
   a.commit();
   if (mamba) {
     a.f32(pA!, dnA).set(transposedA(aLog!, d, n));
     a.f32(pgA!, dnA).fill(0);
+    a.f32(pz!, rows * d).set(z!);
   }
   a.f32(px!, rows * d).set(x);
   a.f32(pc!, rows * d).set(coef);
@@ -88,6 +86,7 @@ export function simdScanBackward(
   a.f32(pgy!, rows * d).set(gy);
   a.f32(pck!, nCk).set(checkpoints);
   wasm.scan_bwd(kindId, B, L, d, n, chunk, px!, pc!, pk!, pq!, pgy!, pck!, pbuf!, pG!, pkv!, pacc!, pgx!, pgz!, pgk!, pgq!, pA!, pgA!);
+  if (mamba) wasm.mul_sigmoid(rows * d, pgz!, pz!); // the kernel leaves ∂Δ in gz: ∂z = ∂Δ σ(z)
   const out = {
     gx: a.f32(pgx!, rows * d).slice(),
     gz: a.f32(pgz!, rows * d).slice(),
@@ -95,8 +94,7 @@ export function simdScanBackward(
     gq: a.f32(pgq!, rows * n).slice(),
   };
   if (!mamba) return out;
-  // The kernel leaves ∂Δ in gz: ∂z = ∂Δ σ(z) (softplus' = sigmoid); ∂A_log = ∂A ⊙ A (A = −exp(A_log)).
-  for (let i = 0; i < out.gz.length; i++) out.gz[i]! /= 1 + Math.exp(-z![i]!);
+  // ∂A_log = ∂A ⊙ A (A = −exp(A_log)).
   const gAT = a.f32(pgA!, dnA);
   const gALog = new Float32Array(dnA);
   for (let i = 0; i < d; i++) for (let j = 0; j < n; j++) gALog[i * n + j] = gAT[j * d + i]! * -Math.exp(aLog![i * n + j]!);

@@ -328,7 +328,7 @@ export function scanBackward(inp: ScanInputs, saved: ScanSaved, gy: FloatArray):
   if (gy.length !== B * L * d) throw new Error(`scan backward: gy has ${gy.length} elements, expected [B, L, d] = ${B * L * d}`);
   if (saved.impl === 'simd') {
     const f32 = (a: FloatArray) => (a instanceof Float32Array ? a : Float32Array.from(a));
-    return simdScanBackward(kind, shape, chunk, f32(inp.x), coef as Float32Array, f32(inp.k), f32(inp.q), f32(gy), checkpoints as Float32Array, inp.z, inp.aLog);
+    return simdScanBackward(kind, shape, chunk, f32(inp.x), coef as Float32Array, f32(inp.k), f32(inp.q), f32(gy), checkpoints as Float32Array, f32(inp.z), inp.aLog);
   }
   const nSeg = Math.ceil(L / chunk);
   const dn = d * n;

@@ -35,6 +35,8 @@ export interface KernelExports {
   gate_fwd(rows: number, d: number, stride: number, y: number, xs: number, D: number, z: number, sigZ: number, yg: number): void;
   gate_bwd(rows: number, d: number, stride: number, g: number, z: number, sigZ: number, y: number, gy: number, gz: number): void;
   cross_entropy(rows: number, V: number, logits: number, targets: number, invCount: number, grad: number, stats: number): void;
+  softplus(n: number, z: number, out: number): void;
+  mul_sigmoid(n: number, g: number, z: number): void;
   dt_fwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, bias: number, zb: number): void;
   dt_bwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, gz: number, gdbl: number, gw: number, gbias: number): void;
 }
@@ -61,11 +63,17 @@ export function simdKernels(): KernelExports | null {
 }
 
 /** Bump allocator over the module's memory for one kernel call: alloc everything, commit, then fill views. */
+let epoch = 0;
+
+/** Counts kernel calls (arenas) so far: a caller holding a `simdScratch` view checks that nothing else ran. */
+export const simdEpoch = () => epoch;
+
 export class Arena {
   private top: number;
   /** `start`: first byte to use (64-aligned upwards); 64 keeps address 0 free. */
   constructor(private readonly k: KernelExports, start = 64) {
     this.top = Math.max(64, Math.ceil(start / 64) * 64);
+    epoch++;
   }
   /** Reserves room for `floats` 4-byte values (64-byte aligned); returns the byte offset. */
   alloc(floats: number): number {
@@ -88,8 +96,9 @@ export class Arena {
 
 /**
  * A float32 view of the module's memory at its base, valid until the next kernel call (which may reuse or grow the
- * memory). Lets a large operand live in WebAssembly memory without copies: e.g. the LM head writes the logits
- * here, the cross-entropy rewrites them in place into their gradient, and the two gradient GEMMs read them.
+ * memory; `simdEpoch()` tells whether one happened). Lets a large operand live in WebAssembly memory without
+ * copies: the LM head writes the logits here, the cross-entropy rewrites them in place into their gradient, and
+ * the two gradient GEMMs read them.
  */
 export function simdScratch(floats: number, headroomFloats = 1 << 18): Float32Array {
   const k = simdKernels();

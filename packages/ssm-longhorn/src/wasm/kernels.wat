@@ -2,9 +2,10 @@
 ;; `npx tsx packages/ssm-longhorn/tools/build-wasm.ts` into kernels-wasm.ts (base64). The TypeScript versions of the
 ;; same computations (scan.ts, ops.ts, mixer.ts) are the references; the tests compare the two.
 ;;
-;; 1. The selective scan: forward, and backward with checkpoint recompute, for the diagonal (paper eq. 9) and exact
-;;    (paper eq. 7) transitions: same recurrences, checkpointing and adjoint as ../scan.ts.
-;; 2. The elementwise parts of the block (causal conv + SiLU, the SiLU(z) gate) and the cross-entropy.
+;; 1. The selective scan: forward, and backward with checkpoint recompute, for Longhorn's diagonal (paper eq. 9) and
+;;    exact (paper eq. 7) transitions and Mamba's: same recurrences, checkpointing and adjoint as ../scan.ts.
+;; 2. The elementwise parts of the block (causal conv + SiLU, the SiLU(z) gate, the rank-dt_rank Δ projection)
+;;    and the cross-entropy.
 ;;
 ;; Scan layout:
 ;; Vectorised over channels, not over the state: the state of one sequence is stored transposed, S[j, i]
@@ -15,7 +16,7 @@
 ;; Only the sums over channels (∂k_j, ∂q_j) need a horizontal add, once per (t, j).
 ;;
 ;; All pointers are byte offsets into this module's memory; arrays are f32 and row-major:
-;;   x, c, gy, y, gx, gz: [B, L, d]   (c = ε, the step coefficient, computed by the caller)
+;;   x, c, gy, y, gx, gz: [B, L, d]   (c = ε or Δ, the step coefficient, computed beforehand)
 ;;   k, q, gk, gq:        [B, L, n]
 ;;   ckpt:                [B, nSeg, n, d] (S before steps 0, C, 2C, ...; nSeg = ceil(L / C))
 ;;   A, gA (Mamba):       [n, d] (A = −exp(A_log), transposed)
@@ -41,7 +42,8 @@
     (local.get $kk))
 
   ;; e^x for four lanes (Cephes expf: x = n ln2 + r, |r| ≤ ln2/2, degree-6 polynomial, 2^n via the exponent
-  ;; bits); relative error ~1e-7. x is clamped to [−87, 88] so 2^n stays a normal float: e^x underflows to
+  ;; bits: adding 1.5·2²³ + 127 to the integral float n leaves n + 127 in the low mantissa bits, and shifting them
+  ;; left by 23 gives the bit pattern of 2^n); relative error ~1e-7. x is clamped to [−87, 88] so 2^n stays a normal float: e^x underflows to
   ;; ~1.6e−38 rather than 0 and saturates at ~1.65e38 (callers only form 1/(1 + e^x + ...) and e^x/Σ).
   (func $exp4 (param $x v128) (result v128)
     (local $n v128) (local $r v128) (local $p v128)
@@ -59,7 +61,7 @@
     (local.set $p (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $p) (local.get $r)) (local.get $r)) (local.get $r))
       (v128.const f32x4 1 1 1 1)))
     (f32x4.mul (local.get $p)
-      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
+      (i32x4.shl (f32x4.add (local.get $n) (v128.const f32x4 12583039 12583039 12583039 12583039)) (i32.const 23))))
 
   ;; ε = 1/(1 + e^{−z} + ‖k‖²) = β/(1 + β‖k‖²), β = sigmoid z, for every (row, channel): c[r, i] from z[r, i],
   ;; k[r, :]. rows = B·L; d a multiple of 4.
@@ -173,7 +175,7 @@
   (func $step_mamba (param $sin i32) (param $sout i32) (param $d i32) (param $n i32)
     (param $x i32) (param $c i32) (param $kv i32) (param $y i32) (param $A i32)
     (local $i i32) (local $rowb i32) (local $off i32) (local $kp i32) (local $kend i32)
-    (local $dt v128) (local $dx v128) (local $acc v128) (local $v v128)
+    (local $dt v128) (local $dx v128) (local $acc v128) (local $v v128) (local $u v128) (local $a v128) (local $n4 v128)
     (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
     (local.set $kend (i32.add (local.get $kv) (i32.mul (local.get $n) (i32.const 48))))
     (block $idone (loop $inext
@@ -185,9 +187,23 @@
       (local.set $kp (local.get $kv))
       (block $jdone (loop $jnext
         (br_if $jdone (i32.ge_u (local.get $kp) (local.get $kend)))
+        (local.set $u (f32x4.mul (local.get $dt) (v128.load (i32.add (local.get $A) (local.get $off)))))
+        ;; $a = e^$u ($exp4 inlined: V8 does not inline wasm calls, and this is the step's hottest line)
+        (local.set $u (f32x4.max (f32x4.min (local.get $u) (v128.const f32x4 88 88 88 88)) (v128.const f32x4 -87 -87 -87 -87)))
+        (local.set $n4 (f32x4.nearest (f32x4.mul (local.get $u) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+        (local.set $u (f32x4.sub (f32x4.sub (local.get $u)
+          (f32x4.mul (local.get $n4) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375)))
+          (f32x4.mul (local.get $n4) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+        (local.set $a (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $u)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+        (local.set $a (f32x4.mul (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $a) (local.get $u)) (local.get $u)) (local.get $u))
+          (v128.const f32x4 1 1 1 1))
+          (i32x4.shl (f32x4.add (local.get $n4) (v128.const f32x4 12583039 12583039 12583039 12583039)) (i32.const 23))))
         (local.set $v (f32x4.add
-          (f32x4.mul (call $exp4 (f32x4.mul (local.get $dt) (v128.load (i32.add (local.get $A) (local.get $off)))))
-            (v128.load (i32.add (local.get $sin) (local.get $off))))
+          (f32x4.mul (local.get $a) (v128.load (i32.add (local.get $sin) (local.get $off))))
           (f32x4.mul (local.get $dx) (v128.load offset=16 (local.get $kp)))))
         (v128.store (i32.add (local.get $sout) (local.get $off)) (local.get $v))
         (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $kp)))))
@@ -217,7 +233,7 @@
     (param $gx i32) (param $gz i32) (param $A i32) (param $gA i32)
     (local $i i32) (local $rowb i32) (local $off i32) (local $kp i32) (local $ap i32) (local $kend i32)
     (local $dt v128) (local $xv v128) (local $gyv v128) (local $gc v128) (local $gkx v128) (local $dtx v128)
-    (local $g v128) (local $kj v128) (local $Aj v128) (local $a v128) (local $ga v128)
+    (local $g v128) (local $kj v128) (local $Aj v128) (local $a v128) (local $ga v128) (local $u v128) (local $n4 v128)
     (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
     (local.set $kend (i32.add (local.get $kv) (i32.mul (local.get $n) (i32.const 48))))
     (block $idone (loop $inext
@@ -235,7 +251,21 @@
         (br_if $jdone (i32.ge_u (local.get $kp) (local.get $kend)))
         (local.set $kj (v128.load offset=16 (local.get $kp)))
         (local.set $Aj (v128.load (i32.add (local.get $A) (local.get $off))))
-        (local.set $a (call $exp4 (f32x4.mul (local.get $dt) (local.get $Aj))))
+        (local.set $u (f32x4.mul (local.get $dt) (local.get $Aj)))
+        ;; $a = e^$u ($exp4 inlined: V8 does not inline wasm calls, and this is the step's hottest line)
+        (local.set $u (f32x4.max (f32x4.min (local.get $u) (v128.const f32x4 88 88 88 88)) (v128.const f32x4 -87 -87 -87 -87)))
+        (local.set $n4 (f32x4.nearest (f32x4.mul (local.get $u) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+        (local.set $u (f32x4.sub (f32x4.sub (local.get $u)
+          (f32x4.mul (local.get $n4) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375)))
+          (f32x4.mul (local.get $n4) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+        (local.set $a (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $u)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+        (local.set $a (f32x4.add (f32x4.mul (local.get $a) (local.get $u)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+        (local.set $a (f32x4.mul (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $a) (local.get $u)) (local.get $u)) (local.get $u))
+          (v128.const f32x4 1 1 1 1))
+          (i32x4.shl (f32x4.add (local.get $n4) (v128.const f32x4 12583039 12583039 12583039 12583039)) (i32.const 23))))
         (local.set $g (f32x4.add (v128.load (i32.add (local.get $G) (local.get $off)))
           (f32x4.mul (local.get $gyv) (v128.load offset=32 (local.get $kp)))))
         (v128.store offset=16 (local.get $ap) (f32x4.add (v128.load offset=16 (local.get $ap))
@@ -710,7 +740,7 @@
             (local.set $e (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $e) (local.get $x)) (local.get $x)) (local.get $x))
               (v128.const f32x4 1 1 1 1)))
             (local.set $e (f32x4.mul (local.get $e)
-              (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n4)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
+              (i32x4.shl (f32x4.add (local.get $n4) (v128.const f32x4 12583039 12583039 12583039 12583039)) (i32.const 23))))
             (if (local.get $grad) (then (v128.store (local.get $p) (local.get $e))))
             (local.set $sv (f32x4.add (local.get $sv) (local.get $e)))
             (local.set $p (i32.add (local.get $p) (i32.const 16)))
@@ -808,4 +838,58 @@
         (br $jnext)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rnext))))
+
+  ;; ---------------------------------------------------------------------------------------------------------------
+  ;; Mamba's Δ = softplus(z) and its derivative σ(z), so that the Mamba scan needs no per-element JavaScript.
+
+  ;; log(1 + u) for 0 ≤ u ≤ 1 (Cephes logf on w = 1 + u ∈ [1, 2]: w = 2^e m with m ∈ [√½, √2), degree-8
+  ;; polynomial in m − 1), then Goldberg's correction log1p(u) = log(w) · u / (w − 1), which removes the rounding
+  ;; of 1 + u (exact u when w rounds to 1).
+  (func $log1p4 (param $u v128) (result v128)
+    (local $w v128) (local $big v128) (local $x v128) (local $e v128) (local $z v128) (local $p v128) (local $r v128) (local $wm1 v128)
+    (local.set $w (f32x4.add (local.get $u) (v128.const f32x4 1 1 1 1)))
+    (local.set $big (f32x4.gt (local.get $w) (v128.const f32x4 1.41421356237 1.41421356237 1.41421356237 1.41421356237)))
+    (local.set $x (f32x4.sub (v128.bitselect (f32x4.mul (local.get $w) (v128.const f32x4 0.5 0.5 0.5 0.5)) (local.get $w) (local.get $big)) (v128.const f32x4 1 1 1 1)))
+    (local.set $e (v128.and (local.get $big) (v128.const f32x4 1 1 1 1)))
+    (local.set $z (f32x4.mul (local.get $x) (local.get $x)))
+    (local.set $p (v128.const f32x4 7.0376836292e-2 7.0376836292e-2 7.0376836292e-2 7.0376836292e-2))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 -1.1514610310e-1 -1.1514610310e-1 -1.1514610310e-1 -1.1514610310e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 1.1676998740e-1 1.1676998740e-1 1.1676998740e-1 1.1676998740e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 -1.2420140846e-1 -1.2420140846e-1 -1.2420140846e-1 -1.2420140846e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 1.4249322787e-1 1.4249322787e-1 1.4249322787e-1 1.4249322787e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 -1.6668057665e-1 -1.6668057665e-1 -1.6668057665e-1 -1.6668057665e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 2.0000714765e-1 2.0000714765e-1 2.0000714765e-1 2.0000714765e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 -2.4999993993e-1 -2.4999993993e-1 -2.4999993993e-1 -2.4999993993e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $x)) (v128.const f32x4 3.3333331174e-1 3.3333331174e-1 3.3333331174e-1 3.3333331174e-1)))
+    (local.set $r (f32x4.mul (f32x4.mul (local.get $p) (local.get $x)) (local.get $z)))
+    (local.set $r (f32x4.add (local.get $r) (f32x4.mul (local.get $e) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $z) (v128.const f32x4 0.5 0.5 0.5 0.5))))
+    (local.set $r (f32x4.add (f32x4.add (local.get $x) (local.get $r)) (f32x4.mul (local.get $e) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+    (local.set $wm1 (f32x4.sub (local.get $w) (v128.const f32x4 1 1 1 1)))
+    (v128.bitselect (local.get $u) (f32x4.div (f32x4.mul (local.get $r) (local.get $u)) (local.get $wm1))
+      (f32x4.eq (local.get $wm1) (v128.const f32x4 0 0 0 0))))
+
+  ;; out[i] = softplus(z[i]) = max(z, 0) + log1p(e^{−|z|}), n a multiple of 4.
+  (func (export "softplus") (param $n i32) (param $z i32) (param $out i32)
+    (local $o i32) (local $end i32) (local $v v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+      (local.set $v (v128.load (i32.add (local.get $z) (local.get $o))))
+      (v128.store (i32.add (local.get $out) (local.get $o))
+        (f32x4.add (f32x4.max (local.get $v) (v128.const f32x4 0 0 0 0))
+          (call $log1p4 (call $exp4 (f32x4.neg (f32x4.abs (local.get $v)))))))
+      (local.set $o (i32.add (local.get $o) (i32.const 16)))
+      (br $next))))
+
+  ;; g[i] ← g[i] · σ(z[i]) (softplus' = sigmoid), n a multiple of 4.
+  (func (export "mul_sigmoid") (param $n i32) (param $g i32) (param $z i32)
+    (local $o i32) (local $end i32)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+      (v128.store (i32.add (local.get $g) (local.get $o))
+        (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $o))) (call $sigmoid4 (v128.load (i32.add (local.get $z) (local.get $o))))))
+      (local.set $o (i32.add (local.get $o) (i32.const 16)))
+      (br $next))))
 )
