@@ -59,6 +59,13 @@ export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: numbe
 export class SaeTrainer<C extends BaseSaeConfig, S> {
   step = 0;
   readonly optimizer: Optimizer;
+  /**
+   * 1 for each latent that fired at least once since `resetFiringWindow()` — the "training window" part of the
+   * dead-fraction metric (metrics-and-sweeps.md).
+   */
+  firedInWindow: Uint8Array;
+  /** The step at which the firing window was last reset. */
+  firingWindowStart = 0;
   trainState: S;
   /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
   readonly ctx: SaeContext;
@@ -72,6 +79,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   ) {
     this.optimizer = createOptimizer(options.optimizer, params);
     this.trainState = arch.initTrainState(cfg);
+    this.firedInWindow = new Uint8Array(cfg.dSae);
     this.ctx = { ...ctx, workspace: (ctx as SaeContext).workspace ?? new Workspace() };
   }
 
@@ -117,20 +125,48 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     ws.phase('stats');
     const active = (out as Partial<SparseLossAndGrads>).activeLatents;
     let nonzero = 0;
-    if (active) nonzero = active.countNonzero();
-    else for (let i = 0; i < out.latents.data.length; i++) if (out.latents.data[i] !== 0) nonzero++;
+    const fired = this.firedInWindow;
+    if (active) {
+      nonzero = active.countNonzero();
+      for (let e = 0; e < active.nnz; e++) if (active.values[e] !== 0) fired[active.indices[e]!] = 1;
+    } else {
+      const f = out.latents.data;
+      const m = this.cfg.dSae;
+      for (let i = 0; i < f.length; i++) if (f[i] !== 0) (nonzero++, (fired[i % m] = 1));
+    }
     const fvu = batchFvu(x, out.xHat);
     ws.phase(null);
     return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu, lr, sparsityCoeff: lambda, gradNorm };
   }
 
+  /** Starts a new firing window at the current step. */
+  resetFiringWindow(): void {
+    this.firedInWindow.fill(0);
+    this.firingWindowStart = this.step;
+  }
+
+  /** Fraction of latents that have not fired since the window started. */
+  deadFractionInWindow(): number {
+    let dead = 0;
+    for (const v of this.firedInWindow) if (v === 0) dead++;
+    return dead / this.firedInWindow.length;
+  }
+
   /** JSON-able training state besides params and optimiser slots. */
   exportState(): Record<string, unknown> {
-    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null };
+    const fired: number[] = [];
+    this.firedInWindow.forEach((v, i) => v && fired.push(i));
+    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null, firingWindow: { start: this.firingWindowStart, fired } };
   }
 
   importState(json: Record<string, unknown>): void {
     this.step = Number(json.step);
+    const window = json.firingWindow as { start: number; fired: number[] } | undefined;
+    if (window) {
+      this.firingWindowStart = window.start;
+      this.firedInWindow.fill(0);
+      for (const i of window.fired) this.firedInWindow[i] = 1;
+    }
     if (json.arch && this.arch.importTrainState) this.trainState = this.arch.importTrainState(this.cfg, json.arch as Record<string, unknown>);
   }
 }

@@ -90,6 +90,8 @@ export interface TrainResult {
   tokensPerSecond: number;
   normScale: number;
   metrics: MetricsSummary;
+  /** Latents that never fired during the last quarter of training (the metric's "training window"). */
+  deadFractionTrainWindow: number;
   interrupted: boolean;
 }
 
@@ -191,11 +193,14 @@ export async function trainSae(
     const t0 = performance.now();
     const startStep = trainer.step;
     let interrupted = false;
+    // The training window of the dead-fraction metric: the last quarter of the steps.
+    const windowStart = Math.floor(0.75 * totalSteps);
     while (trainer.step < totalSteps) {
       if (hooks.signal?.aborted) {
         interrupted = true;
         break;
       }
+      if (trainer.step === windowStart) trainer.resetFiringWindow();
       const x = await stream.next();
       if (normScale !== 1) scaleRows(x, 1 / normScale, x);
       const s = await trainer.trainStep(x);
@@ -218,6 +223,7 @@ export async function trainSae(
     const folded = foldInputScale(params, normScale);
     const metrics = await evaluateSae({ arch, cfg, params: folded }, heldOut, { engine });
     const tokensPerSecond = ((trainer.step - startStep) * o.batch) / Math.max(seconds, 1e-9);
+    const deadFractionTrainWindow = trainer.deadFractionInWindow();
     if (!interrupted) {
       await saveSae(o.out, arch, cfg, folded, {
         hookName: o.hookName,
@@ -234,11 +240,12 @@ export async function trainSae(
           train_seconds: seconds,
           tokens_per_second: tokensPerSecond,
           metrics: metricsJson(metrics),
+          dead_fraction_training_window: { value: deadFractionTrainWindow, steps: [trainer.firingWindowStart, trainer.step] },
         },
       });
       await rm(statePath, { force: true });
     }
-    return { out: o.out, steps: trainer.step, tokens: trainer.step * o.batch, seconds, tokensPerSecond, normScale, metrics, interrupted };
+    return { out: o.out, steps: trainer.step, tokens: trainer.step * o.batch, seconds, tokensPerSecond, normScale, metrics, deadFractionTrainWindow, interrupted };
   } finally {
     if (!hooks.source) await data.close();
   }

@@ -100,3 +100,29 @@ describe('topk: the sparse kernels agree with the dense reference path, AuxK inc
         expect(out.parts.auxk).toBeGreaterThan(0);
       });
 });
+
+describe('trainer: the dead-fraction training window', () => {
+  it('marks exactly the latents that fired in the steps since the window was reset', async () => {
+    const { SaeTrainer, recipeOptions, cloneParams } = await import('@saelab/core');
+    const c: TopKConfig = { ...cfg, dSae: 40, k: 2 };
+    const rng = new Rng(12);
+    const params = topK.init(c, rng);
+    const trainer = new SaeTrainer(topK, c, params, recipeOptions(topK, 10, 0), { engine: jsEngine });
+    await trainer.trainStep(randomTensor([8, c.dIn], rng)); // fires some latents before the window
+    trainer.resetFiringWindow();
+    const x = randomTensor([6, c.dIn], rng);
+    const before = cloneParams(params);
+    await trainer.trainStep(x);
+    const f = await topK.encode(before, x, c, { engine: jsEngine });
+    const expected = new Set<number>();
+    f.data.forEach((v, i) => v !== 0 && expected.add(i % c.dSae));
+    const fired = new Set<number>();
+    trainer.firedInWindow.forEach((v, i) => v && fired.add(i));
+    expect(fired).toEqual(expected);
+    expect(trainer.deadFractionInWindow()).toBeCloseTo(1 - expected.size / c.dSae, 12);
+    // and it survives export / import (resume)
+    const other = new SaeTrainer(topK, c, before, recipeOptions(topK, 10, 0), { engine: jsEngine });
+    other.importState(JSON.parse(JSON.stringify(trainer.exportState())));
+    expect(Array.from(other.firedInWindow)).toEqual(Array.from(trainer.firedInWindow));
+  });
+});
