@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import type { GemmEngine } from './gemm.js';
 import { Rng } from './rng.js';
 import type { BaseSaeConfig, SaeArchitecture } from './sae.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadSaeAs, saveSae } from './sae-folder.js';
 import { foldInputScale } from './sae-ops.js';
 import type { Params, Tensor } from './tensor.js';
 import { gradientCheck, type Params64, randomParams, randomTensor, testEngines, toParams64 } from './testing.js';
@@ -108,6 +112,24 @@ export function describeConformance<C extends BaseSaeConfig, S>(arch: SaeArchite
         });
       });
     }
+
+    it('save → load of an SAELens folder is bit-exact (weights and config)', async () => {
+      const { params } = setup(14);
+      const dir = await mkdtemp(join(tmpdir(), `saelab-${arch.name}-`));
+      try {
+        await saveSae(join(dir, 'sae'), arch, cfg, params);
+        const back = await loadSaeAs(join(dir, 'sae'), arch);
+        expect(back.cfg).toEqual(cfg);
+        for (const name of Object.keys(arch.paramShapes(cfg))) {
+          expect(back.params[name]!.shape, name).toEqual(params[name]!.shape);
+          expect(Buffer.from(back.params[name]!.data.buffer, back.params[name]!.data.byteOffset, back.params[name]!.data.byteLength).equals(
+            Buffer.from(params[name]!.data.buffer, params[name]!.data.byteOffset, params[name]!.data.byteLength),
+          ), `${name} bytes`).toBe(true);
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
 
     it('SAELens config round trip keeps the architecture config', () => {
       const json = { d_in: cfg.dIn, d_sae: cfg.dSae, apply_b_dec_to_input: cfg.applyBDecToInput, ...arch.toSaelensConfig(cfg) };

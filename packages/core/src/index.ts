@@ -13,3 +13,4 @@ export * from './sae.js';
 export * from './sae-ops.js';
 export * from './trainer.js';
 export * from './synthetic.js';
+export * from './sae-folder.js';

@@ -3,7 +3,7 @@
  * SAELens's fields plus our provenance block under `saelab`.
  */
 import type { BaseSaeConfig, Params, SaeArchitecture } from '@saelab/core';
-import { assertFinite, loadSaelensFolder, saveSaelensFolder } from '@saelab/core';
+import { SAELAB_VERSION, assertFinite, loadSaelensFolder } from '@saelab/core';
 import { architectureFromSaelens } from './registry.js';
 
 export interface LoadedSae {
@@ -14,7 +14,7 @@ export interface LoadedSae {
   json: Record<string, unknown>;
 }
 
-export const CODE_VERSION = '0.1.0';
+export const CODE_VERSION = SAELAB_VERSION;
 
 /**
  * Loads an SAELens folder (ours, or one written by SAELens ≥ 3, checked against sae_lens 6.x `saes/*.py` and
@@ -103,28 +103,5 @@ function foldSaelensConventions(dir: string, arch: SaeArchitecture<any, any>, cf
   }
 }
 
-export async function saveSae(
-  dir: string,
-  arch: SaeArchitecture<any, any>,
-  cfg: BaseSaeConfig,
-  params: Params,
-  extra: { hookName?: string; modelName?: string; provenance?: Record<string, unknown> } = {},
-): Promise<void> {
-  const json: Record<string, unknown> = {
-    architecture: arch.saelensArchitecture,
-    d_in: cfg.dIn,
-    d_sae: cfg.dSae,
-    dtype: 'float32',
-    device: 'cpu',
-    apply_b_dec_to_input: cfg.applyBDecToInput,
-    normalize_activations: 'none',
-    reshape_activations: 'none',
-    ...arch.toSaelensConfig(cfg),
-    metadata: { model_name: extra.modelName ?? null, hook_name: extra.hookName ?? null, sae_lens_training_version: null },
-    saelab: { code_version: CODE_VERSION, arch: arch.name, ...extra.provenance },
-  };
-  const shapes = arch.paramShapes(cfg);
-  const weights: Params = {};
-  for (const name of Object.keys(shapes)) weights[name] = params[name]!;
-  await saveSaelensFolder(dir, { params: weights, cfg: json });
-}
+/** Writing is architecture-generic and lives in core. */
+export { saveSae } from '@saelab/core';
