@@ -5,7 +5,7 @@
  * plus <unk> and <eot> (document separator) — documented in the results (data.md allows it).
  *
  *   npx tsx packages/ssm-longhorn/bench/lm.ts [--corpus sotu] [--variants longhorn-diag,mamba] [--tokens 200000]
- *     [--vocab 4096] [--dModel 128] [--layers 4] [--seqLen 256] [--batch 16] [--lr 3e-3]
+ *     [--vocab 4096] [--dModel 128] [--layers 4] [--seqLen 256] [--batch 16] [--lr 3e-3] [--threads 1]
  *
  * Trained models are saved under runs/lm-<corpus>-<variant>/ (a Longhorn model folder: model.safetensors +
  * config.json + vocab.json), usable as an activation source. Results: results/lm.{json,md}.
@@ -13,8 +13,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Rng, writeFileAtomic } from '@saelab/core';
-import { EOT, IGNORE, LonghornLM, type Transition, buildVocab, modelStats, nextTokenTargets, saveModel, saveVocab, toModelIds, train } from '../src/index.js';
+import { Rng, createOrtEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
+import { EOT, IGNORE, LonghornLM, type Transition, buildVocab, modelStats, nextTokenTargets, saveModel, saveVocab, setScanThreads, toModelIds, train } from '../src/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -29,8 +29,13 @@ const { values: a } = parseArgs({
     lr: { type: 'string', default: '3e-3' },
     evalWindows: { type: 'string', default: '64' },
     seed: { type: 'string', default: '0' },
+    /** Threads for the GEMMs and the scan (default: all cores); 1 when several runs share the machine. */
+    threads: { type: 'string' },
   },
 });
+const threads = a.threads === undefined ? undefined : Number(a.threads);
+if (threads !== undefined) setScanThreads(threads);
+const engine = threads === undefined ? await defaultEngine() : createOrtEngine({ threads });
 const V = Number(a.vocab);
 const L = Number(a.seqLen);
 const B = Number(a.batch);
@@ -93,10 +98,11 @@ async function validationLoss(lm: LonghornLM): Promise<number> {
 }
 
 const resultsPath = join(import.meta.dirname, '..', 'results', 'lm.json');
-const rows: Record<string, unknown>[] = existsSync(resultsPath) ? JSON.parse(readFileSync(resultsPath, 'utf8')).rows : [];
+// Re-read before every write: runs of other variants may be training in parallel processes.
+const readRows = (): Record<string, unknown>[] => (existsSync(resultsPath) ? JSON.parse(readFileSync(resultsPath, 'utf8')).rows : []);
 for (const variant of a.variants!.split(',') as Transition[]) {
   const cfg = { vocabSize: V, dModel: Number(a.dModel), nLayers: Number(a.layers), dState: 16, variant, bos: EOT };
-  const lm = LonghornLM.create(cfg, Number(a.seed));
+  const lm = LonghornLM.create(cfg, Number(a.seed), engine);
   const dir = join(import.meta.dirname, '..', 'runs', `lm-${a.corpus}-${variant}`);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -113,6 +119,7 @@ for (const variant of a.variants!.split(',') as Transition[]) {
     wallSeconds: wall, cpuSeconds: (cpu.user + cpu.system) / 1e6, modelDir: `runs/lm-${a.corpus}-${variant}`,
   };
   console.error(`${variant}: val loss ${valLoss.toFixed(4)} (ppl ${row.valPerplexity.toFixed(1)})`);
+  const rows = readRows();
   const i = rows.findIndex((r) => r.corpus === row.corpus && r.variant === row.variant && r.tokens === row.tokens && r.dModel === row.dModel);
   if (i >= 0) rows[i] = row;
   else rows.push(row);

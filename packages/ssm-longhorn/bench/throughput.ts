@@ -54,7 +54,7 @@ for (const variant of a.variants!.split(',') as Transition[]) {
   const cpu = process.cpuUsage(c0);
   const cpuSec = (cpu.user + cpu.system) / 1e6;
   const row = {
-    variant, ...shape, seqLen: L, batch: B, steps: n, engine: engine.name, simd: a.simd !== '0', scanThreads: scanThreads(),
+    variant, ...shape, seqLen: L, batch: B, steps: n, engine: engine.name, simd: a.simd !== '0', scanThreads: scanThreads(a.simd !== '0' ? 'simd' : 'js'),
     params: modelStats(lm.config).params,
     tokensPerSecWall: (n * B * L) / wall,
     tokensPerCpuSec: (n * B * L) / cpuSec,
@@ -72,7 +72,7 @@ await writeFileAtomic(
     '# LM training throughput',
     '',
     `Shape: d_model 128, 4 layers, d_state 16, expand 2, seq ${L}, batch ${B}, vocab 4096, AdamW, full steps. Machine: ${machine}.`,
-    `Kernels: ${a.simd !== '0' ? 'WebAssembly SIMD (scan, block elementwise ops, cross-entropy)' : 'TypeScript reference loops (--simd 0)'}; GEMMs: ${engine.name}; scan threads: ${scanThreads()}.`,
+    `Kernels: ${a.simd !== '0' ? 'WebAssembly SIMD (scan, block elementwise ops, cross-entropy)' : 'TypeScript reference loops (--simd 0)'}; GEMMs: ${engine.name}; scan threads: ${scanThreads(a.simd !== '0' ? 'simd' : 'js')}.`,
     'Reference (performance.md): PyTorch Longhorn with a time-loop scan, ~780 tok/s on this machine.',
     '',
     '| variant | params | tok/s (wall) | tok per CPU-s | × reference (wall) | load avg |',

@@ -9,7 +9,7 @@
 import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } from '@saelab/core';
 import { type ScanSaved, type Transition, scanStep } from './scan.js';
 import { scanBackwardParallel, scanForwardParallel } from './scan-pool.js';
-import { addInto, causalConvBackward, causalConvForward, linear, linearBackward, sigmoid, silu } from './ops.js';
+import { addInto, causalConvBackward, causalConvForward, copyBlock, linear, linearBackward, sigmoid, silu } from './ops.js';
 import { convSiluBackwardSimd, convSiluForwardSimd, dtBackwardSimd, dtForwardSimd, gateBackwardSimd, gateForwardSimd, simdOpsAvailable } from './ops-simd.js';
 
 export interface MixerDims {
@@ -107,11 +107,9 @@ function splitDbl(dbl: Float32Array, rows: number, R: number, n: number) {
   const delta = new Float32Array(rows * R);
   const k = new Float32Array(rows * n);
   const q = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    delta.set(dbl.subarray(r * w, r * w + R), r * R);
-    k.set(dbl.subarray(r * w + R, r * w + R + n), r * n);
-    q.set(dbl.subarray(r * w + R + n, r * w + w), r * n);
-  }
+  copyBlock(dbl, w, 0, delta, R, 0, rows, R);
+  copyBlock(dbl, w, R, k, n, 0, rows, n);
+  copyBlock(dbl, w, R + n, q, n, 0, rows, n);
   return { delta, k, q };
 }
 
@@ -197,7 +195,7 @@ export async function mixerBackward(
   if (simd) {
     const r = gateBackwardSimd(o6.gx.data, c.xz.data, c.sigZ, c.y, rows, di);
     gy = r.gy;
-    for (let row = 0; row < rows; row++) gxz.data.set(r.gz.subarray(row * di, (row + 1) * di), row * 2 * di + di);
+    copyBlock(r.gz, di, 0, gxz.data, 2 * di, di, rows, di);
   } else {
     gy = new Float32Array(rows * di);
     for (let r = 0; r < rows; r++) {
@@ -245,11 +243,9 @@ export async function mixerBackward(
   const gdbl = zeros([rows, w]);
   const gk = sg.gk as Float32Array;
   const gq = sg.gq as Float32Array;
-  for (let r = 0; r < rows; r++) {
-    gdbl.data.set(gdelta.subarray(r * R, (r + 1) * R), r * w);
-    gdbl.data.set(gk.subarray(r * n, (r + 1) * n), r * w + R);
-    gdbl.data.set(gq.subarray(r * n, (r + 1) * n), r * w + R + n);
-  }
+  copyBlock(gdelta, R, 0, gdbl.data, w, 0, rows, R);
+  copyBlock(gk, n, 0, gdbl.data, w, R, rows, n);
+  copyBlock(gq, n, 0, gdbl.data, w, R + n, rows, n);
   const o3 = await linearBackward(engine, c.xs, P(params, prefix, 'x_proj.weight'), gdbl);
   addInto(G('x_proj.weight'), o3.gw.data);
   addInto(gxs, o3.gx.data);
@@ -257,7 +253,7 @@ export async function mixerBackward(
   const convW = P(params, prefix, 'conv1d.weight').data;
   if (simd) {
     const gin = convSiluBackwardSimd(c.xz.data, 2 * di, convW, gxs, c.xc, c.sigXc, c.B, c.L, G('conv1d.weight'), G('conv1d.bias'));
-    for (let row = 0; row < rows; row++) gxz.data.set(gin.subarray(row * di, (row + 1) * di), row * 2 * di);
+    copyBlock(gin, di, 0, gxz.data, 2 * di, 0, rows, di);
   } else {
     for (let o = 0; o < gxs.length; o++) {
       const sx = c.sigXc[o]!;

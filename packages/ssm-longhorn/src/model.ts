@@ -182,7 +182,7 @@ export class LonghornLM implements HookableLM {
     const rows = B * L;
     const E = this.params['embedding.weight']!.data;
     let r = zeros([rows, d]);
-    for (let i = 0; i < rows; i++) r.data.set(E.subarray(tokens[i]! * d, (tokens[i]! + 1) * d), i * d);
+    for (let i = 0; i < rows; i++) for (let j = 0, o = tokens[i]! * d; j < d; j++) r.data[i * d + j] = E[o + j]!;
     const acts: Record<string, Tensor> = {};
     const cache: ForwardCache = { resid: [], normIn: [], mixers: [], final: r, hf: r, rstdF: new Float32Array(0) };
     const lastRead = Math.max(-1, ...(opts.read ?? []).map((s) => Number(s.split('.')[1])));

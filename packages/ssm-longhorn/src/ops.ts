@@ -25,6 +25,20 @@ export async function linearBackward(engine: GemmEngine, x: Tensor, w: Tensor, g
   return { gx, gw };
 }
 
+/**
+ * Copies a [rows, width] block between row-major matrices: dst[r, dstOff + j] = src[r, srcOff + j] (row lengths
+ * srcStride, dstStride). A plain loop: a `subarray` view per row would allocate rows × objects per call.
+ */
+export function copyBlock(
+  src: Float32Array, srcStride: number, srcOff: number, dst: Float32Array, dstStride: number, dstOff: number, rows: number, width: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const s = r * srcStride + srcOff;
+    const d = r * dstStride + dstOff;
+    for (let j = 0; j < width; j++) dst[d + j] = src[s + j]!;
+  }
+}
+
 /** Adds b into a (same length), in place. */
 export function addInto(a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < a.length; i++) a[i]! += b[i]!;

@@ -4,21 +4,25 @@
  * takes one slice itself. Results are bit-identical to the single-threaded kernel (only ∂A_log, a sum over the
  * batch, is reduced in a different order).
  *
- * Threads: SAELAB_SCAN_THREADS, else os.availableParallelism(); `setScanThreads(1)` turns workers off.
+ * Threads: SAELAB_SCAN_THREADS or `setScanThreads(n)`; by default 1 (no workers) when the WebAssembly SIMD kernel
+ * runs — measured at the performance shape, copying slices to and from workers costs more than it saves once the
+ * scan is ~15% of the step (4224 vs 3769 tok/s) — and os.availableParallelism() for the TypeScript kernel.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type FloatArray, type ScanGrads, type ScanInputs, type ScanOptions, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, scanBackward, scanForward } from './scan.js';
+import { type FloatArray, type ScanGrads, type ScanInputs, type ScanOptions, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, scanBackward, scanForward, scanImplFor } from './scan.js';
 import type { ScanJob } from './scan-worker.js';
 
-let threads = Math.max(1, Number(process.env.SAELAB_SCAN_THREADS ?? availableParallelism()) || 1);
+const fromEnv = process.env.SAELAB_SCAN_THREADS;
+let threads: number | null = fromEnv ? Math.max(1, Number(fromEnv) || 1) : null;
 
-/** Number of threads (main included) the batched scan uses. */
-export function setScanThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new Error(`setScanThreads: need a positive integer, got ${n}`);
+/** Number of threads (main included) the batched scan uses; null restores the default. */
+export function setScanThreads(n: number | null): void {
+  if (n !== null && (!Number.isInteger(n) || n < 1)) throw new Error(`setScanThreads: need a positive integer or null, got ${n}`);
   threads = n;
 }
-export const scanThreads = () => threads;
+/** Threads a scan runs on: the number set, else 1 for the SIMD kernel and all cores for the TypeScript one. */
+export const scanThreads = (impl: 'js' | 'simd' = 'simd') => threads ?? (impl === 'simd' ? 1 : availableParallelism());
 
 interface PoolWorker {
   worker: Worker;
@@ -93,7 +97,7 @@ const alloc = (like: FloatArray, len: number): FloatArray => (like instanceof Fl
 export async function scanForwardParallel(
   kind: Transition, shape: ScanShape, inp: ScanInputs, opts: ScanOptions = {},
 ): Promise<{ y: FloatArray; saved: ScanSaved }> {
-  const parts = Math.min(threads, shape.batch);
+  const parts = Math.min(scanThreads(scanImplFor(kind, shape, inp, opts.impl)), shape.batch);
   if (parts <= 1) return scanForward(kind, shape, inp, opts);
   const chunk = opts.chunk ?? DEFAULT_CHUNK;
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
@@ -122,7 +126,7 @@ export async function scanForwardParallel(
 /** `scanBackward` split over threads. */
 export async function scanBackwardParallel(inp: ScanInputs, saved: ScanSaved, gy: FloatArray): Promise<ScanGrads> {
   const shape = saved.shape;
-  const parts = Math.min(threads, shape.batch);
+  const parts = Math.min(scanThreads(saved.impl), shape.batch);
   if (parts <= 1) return scanBackward(inp, saved, gy);
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const nSeg = Math.ceil(L / saved.chunk);

@@ -271,6 +271,10 @@ function like(a: FloatArray, len: number): FloatArray {
   return a instanceof Float64Array ? new Float64Array(len) : new Float32Array(len);
 }
 
+/** Which kernel `scanForward` will run for these inputs (resolves 'auto'; throws if an explicit 'simd' cannot run). */
+export const scanImplFor = (kind: Transition, shape: ScanShape, inp: ScanInputs, impl: ScanImpl = 'auto'): 'js' | 'simd' =>
+  pickImpl(kind, shape, inp, impl);
+
 /** Resolves 'auto' and checks that an explicit 'simd' request can run. */
 function pickImpl(kind: Transition, shape: ScanShape, inp: ScanInputs, impl: ScanImpl = 'auto'): 'js' | 'simd' {
   const f32 = inp.x instanceof Float32Array && inp.z instanceof Float32Array && inp.k instanceof Float32Array && inp.q instanceof Float32Array;

@@ -108,8 +108,7 @@ describe('scan input checks', () => {
 
 describe('parallel scan over the batch (worker threads)', () => {
   it.each(TRANSITIONS)('%s: same outputs and gradients as the single-threaded kernel', async (kind) => {
-    const { scanForwardParallel, scanBackwardParallel, setScanThreads, scanThreads } = await import('../src/scan-pool.js');
-    const before = scanThreads();
+    const { scanForwardParallel, scanBackwardParallel, setScanThreads } = await import('../src/scan-pool.js');
     setScanThreads(3);
     try {
       const sh: ScanShape = { batch: 5, seqLen: 13, dInner: 4, dState: 3 };
@@ -127,7 +126,7 @@ describe('parallel scan over the batch (worker threads)', () => {
       expect(gp.gq).toEqual(gs.gq);
       if (kind === 'mamba') expect(maxRelErr(gp.gALog!, gs.gALog!)).toBeLessThan(1e-5);
     } finally {
-      setScanThreads(before);
+      setScanThreads(null);
     }
   });
 });
