@@ -61,3 +61,39 @@ export async function spliceCrossEntropy(
   const denom = ceZero - ceClean;
   return { ceClean, ceSpliced, ceZero, deltaLoss: ceSpliced - ceClean, ceRecovered: denom === 0 ? Number.NaN : (ceZero - ceSpliced) / denom };
 }
+
+/**
+ * `spliceCrossEntropy` over many windows, `batchWindows` per forward pass: the per-token means of the three
+ * cross-entropies (every window has the same length, so window-weighted means are per-token means).
+ */
+export async function spliceCrossEntropyWindows(
+  lm: HookableLM,
+  windows: { tokens: Int32Array; batch: number; seqLen: number },
+  site: string,
+  reconstruct: (x: Tensor) => Tensor | Promise<Tensor>,
+  batchWindows = 16,
+): Promise<SpliceResult & { windows: number; tokens: number }> {
+  const { batch: n, seqLen: T } = windows;
+  if (n === 0) throw new Error('spliceCrossEntropyWindows: no windows to evaluate on');
+  let clean = 0;
+  let spliced = 0;
+  let zero = 0;
+  for (let w = 0; w < n; w += batchWindows) {
+    const B = Math.min(batchWindows, n - w);
+    const r = await spliceCrossEntropy(lm, windows.tokens.subarray(w * T, (w + B) * T), B, T, site, reconstruct);
+    clean += r.ceClean * B;
+    spliced += r.ceSpliced * B;
+    zero += r.ceZero * B;
+  }
+  const [ceClean, ceSpliced, ceZero] = [clean / n, spliced / n, zero / n];
+  const denom = ceZero - ceClean;
+  return {
+    ceClean,
+    ceSpliced,
+    ceZero,
+    deltaLoss: ceSpliced - ceClean,
+    ceRecovered: denom === 0 ? Number.NaN : (ceZero - ceSpliced) / denom,
+    windows: n,
+    tokens: n * (T - 1),
+  };
+}

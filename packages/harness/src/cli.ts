@@ -6,9 +6,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { int, num, withSigint } from './cli-util.js';
 import { runCodec } from './codec.js';
 import { openActivations } from './data.js';
-import { evaluateSae, metricsJson } from './evaluate.js';
+import { evaluateSae, lmFidelity, metricsJson } from './evaluate.js';
+import { openLanguageModel } from './lm-sources.js';
+import { corpusWindows } from '@saelab/activations';
 import { ARCH_NAMES } from './registry.js';
-import { loadSae } from './sae-folder.js';
+import { type LoadedSae, loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerSweepCommands } from './sweep/cli.js';
@@ -63,17 +65,27 @@ export function buildProgram(): Command {
 
   program
     .command('eval')
-    .description('metrics of an SAE on activations: L0, MSE, FVU, explained variance, shrinkage, dead and dense fractions')
+    .description(
+      'metrics of an SAE on activations: L0, MSE, FVU, explained variance, shrinkage, dead and dense fractions; ' +
+        'with --lm also ΔLM loss and CE recovered, by splicing x̂ into the language model on held-out text',
+    )
     .requiredOption('--sae <dir>', 'SAELens folder')
-    .requiredOption('--activations <file>', '.npy or .safetensors activations (all rows are evaluated)')
+    .requiredOption('--activations <file>', '.npy, .safetensors or an activation-store folder (all rows are evaluated)')
     .option('--batch <b>', 'rows per batch', int('--batch'), 4096)
+    .option('--lm <source>', 'also splice into this LM: llama2c:PATH | onnx:PATH | longhorn:DIR')
+    .option("--site <site>", "hook site for --lm (default: the SAE's hook_name, else the store's site)")
+    .option('--corpus <names>', "text for --lm, corpora joined by '+'", 'sotu+brown')
+    .addOption(new Option('--split <split>', 'document split for --lm (held out from harvests on train)').choices(['train', 'validation', 'test']).default('validation'))
+    .option('--context <n>', 'window length for --lm (BOS first)', int('--context'), 128)
+    .option('--lm-windows <n>', 'windows of text for --lm', int('--lm-windows'), 64)
     .option('--json', 'print the metrics as JSON on stdout')
     .action(async (opts) => {
       const sae = await loadSae(opts.sae);
       const data = await openActivations(opts.activations);
       try {
         const m = await evaluateSae(sae, data, { batch: opts.batch });
-        if (opts.json) process.stdout.write(`${JSON.stringify(metricsJson(m), null, 2)}\n`);
+        const lm = opts.lm ? await spliceMetrics(sae, opts, data.site) : null;
+        if (opts.json) process.stdout.write(`${JSON.stringify({ ...metricsJson(m), ...(lm ? { lm } : {}) }, null, 2)}\n`);
         else {
           const rows: [string, string][] = [
             ['rows', String(m.rows)],
@@ -85,6 +97,13 @@ export function buildProgram(): Command {
             ['dead fraction', m.deadFraction.toFixed(4)],
             ['dense fraction (>10%)', m.denseFraction.toFixed(4)],
           ];
+          if (lm) {
+            rows.push(
+              [`CE clean / SAE / zero`, `${lm.ceClean.toFixed(4)} / ${lm.ceSpliced.toFixed(4)} / ${lm.ceZero.toFixed(4)} nats (${lm.site}, ${lm.tokens} tokens)`],
+              ['ΔLM loss', `${lm.deltaLoss.toFixed(4)} nats/token`],
+              ['CE recovered', String(lm.ceRecovered?.toFixed(4))],
+            );
+          }
           for (const [k, v] of rows) process.stdout.write(`${k.padEnd(26)} ${v}\n`);
         }
       } finally {
@@ -122,4 +141,21 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`saelab: ${(e as Error).message}\n`);
     process.exitCode = 1;
   }
+}
+
+/** `eval --lm`: ΔLM loss and CE recovered on the first full windows of a held-out corpus split. */
+async function spliceMetrics(
+  sae: LoadedSae,
+  opts: { lm: string; site?: string; corpus: string; split: 'train' | 'validation' | 'test'; context: number; lmWindows: number },
+  storeSite: string | undefined,
+) {
+  // SAELens ≥ 6 keeps the hook under `metadata`; older cfg.json files have it at the top level.
+  const meta = (sae.json.metadata ?? {}) as Record<string, unknown>;
+  const hookName = [meta.hook_name, sae.json.hook_name].find((h): h is string => typeof h === 'string');
+  const site = opts.site ?? hookName ?? storeSite;
+  if (!site) throw new Error('--lm needs --site: neither the SAE (hook_name) nor the activations name a hook site');
+  const { lm, tokenizer } = await openLanguageModel(opts.lm);
+  const windows = corpusWindows({ corpus: opts.corpus, split: opts.split, tokenizer, contextLength: opts.context, count: opts.lmWindows });
+  if (windows.batch === 0) throw new Error(`--lm: the ${opts.corpus} ${opts.split} split has no full window of ${opts.context} tokens`);
+  return { site, windows: windows.batch, ...(await lmFidelity(lm, windows, site, sae)) };
 }

@@ -11,6 +11,10 @@ export interface ActivationInput extends RowSource {
   readonly description: string;
   /** sha256 over size + first and last MiB of the file (or the store's manifest hash). */
   readonly fingerprint: string;
+  /** The hook site the rows come from, when the input says (an activation store's manifest). */
+  readonly site?: string;
+  /** The model the rows come from, when the input says. */
+  readonly source?: string;
   close(): Promise<void>;
 }
 
@@ -44,6 +48,8 @@ export async function openActivations(spec: string): Promise<ActivationInput> {
       readRows: (s, n) => store.readRows(s, n),
       description: `${spec} [${store.rows} × ${store.d}, ${m.dtype}] from ${m.source} @ ${m.site} (${m.corpus.name}/${m.corpus.split})`,
       fingerprint,
+      site: m.site,
+      source: m.source,
       close: () => store.close(),
     };
   }

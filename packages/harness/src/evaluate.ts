@@ -1,5 +1,6 @@
 /** Metrics of a trained SAE on held-out activations, in raw activation space (metrics-and-sweeps.md). */
-import { type GemmEngine, MetricsAccumulator, type MetricsSummary, type RowSource, defaultEngine, iterateRows } from '@saelab/core';
+import { spliceCrossEntropyWindows } from '@saelab/activations';
+import { type GemmEngine, type HookableLM, MetricsAccumulator, type MetricsSummary, type RowSource, type Tensor, ceRecovered, defaultEngine, deltaLmLoss, iterateRows } from '@saelab/core';
 import type { LoadedSae } from './sae-folder.js';
 
 export async function evaluateSae(
@@ -24,4 +25,42 @@ export async function evaluateSae(
 export function metricsJson(m: MetricsSummary): Record<string, unknown> {
   const { firingCounts: _omit, ...rest } = m;
   return rest as unknown as Record<string, unknown>;
+}
+
+/** ΔLM loss and CE recovered of one SAE spliced into an LM (metrics-and-sweeps.md), per token. */
+export interface LmFidelity {
+  ceClean: number;
+  ceSpliced: number;
+  ceZero: number;
+  deltaLoss: number;
+  /** null when zero-ablation costs nothing (CE_zero = CE_clean). */
+  ceRecovered: number | null;
+  tokens: number;
+}
+
+/**
+ * Splices x̂ = decode(encode(x)) in at `site` on `windows` ([batch, seqLen] token windows, BOS first) and compares
+ * the LM's cross-entropy with the clean and zero-ablated runs.
+ */
+export async function lmFidelity(
+  lm: HookableLM,
+  windows: { tokens: Int32Array; batch: number; seqLen: number },
+  site: string,
+  sae: Pick<LoadedSae, 'arch' | 'cfg' | 'params'>,
+  opts: { batchWindows?: number; engine?: GemmEngine } = {},
+): Promise<LmFidelity> {
+  const d = lm.siteDim(site);
+  if (d !== sae.cfg.dIn) throw new Error(`the LM's ${site} has d = ${d} but the SAE's d_in is ${sae.cfg.dIn}`);
+  const engine = opts.engine ?? (await defaultEngine());
+  const reconstruct = async (x: Tensor) =>
+    sae.arch.decode(sae.params, await sae.arch.encode(sae.params, x, sae.cfg, { engine }), sae.cfg, { engine });
+  const r = await spliceCrossEntropyWindows(lm, windows, site, reconstruct, opts.batchWindows ?? 16);
+  return {
+    ceClean: r.ceClean,
+    ceSpliced: r.ceSpliced,
+    ceZero: r.ceZero,
+    deltaLoss: deltaLmLoss(r.ceClean, r.ceSpliced),
+    ceRecovered: r.ceZero === r.ceClean ? null : ceRecovered(r.ceClean, r.ceSpliced, r.ceZero),
+    tokens: r.tokens,
+  };
 }

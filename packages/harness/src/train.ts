@@ -226,8 +226,8 @@ export async function trainSae(
     const deadFractionTrainWindow = trainer.deadFractionInWindow();
     if (!interrupted) {
       await saveSae(o.out, arch, cfg, folded, {
-        hookName: o.hookName,
-        modelName: o.modelName,
+        hookName: o.hookName ?? data.site,
+        modelName: o.modelName ?? data.source,
         provenance: {
           config: runConfig,
           config_hash: configHash,

@@ -8,10 +8,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
-import { spliceCrossEntropy } from '@saelab/activations';
-import { type GemmEngine, type MetricsSummary, type Tensor, ceRecovered, defaultEngine, deltaLmLoss, writeFileAtomic } from '@saelab/core';
+import { type GemmEngine, type MetricsSummary, defaultEngine, writeFileAtomic } from '@saelab/core';
 import { type ActivationInput, rowRange } from '../data.js';
-import { metricsJson } from '../evaluate.js';
+import { type LmFidelity, lmFidelity, metricsJson } from '../evaluate.js';
 import { getArchitecture } from '../registry.js';
 import { loadSae } from '../sae-folder.js';
 import { type TrainOptions, type TrainResult, hashOf, trainSae } from '../train.js';
@@ -22,14 +21,7 @@ import type { SweepData } from './dataset.js';
 
 export const RESULT_FILE = 'result.json';
 
-export interface LmResult {
-  ceClean: number;
-  ceSpliced: number;
-  ceZero: number;
-  deltaLoss: number;
-  ceRecovered: number | null;
-  tokens: number;
-}
+export type LmResult = LmFidelity;
 
 export interface PointResult {
   id: string;
@@ -193,31 +185,8 @@ export function machineInfo(): Record<string, unknown> {
 async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number): Promise<LmResult> {
   const { lm, evalWindows: ev, site } = ctx.data;
   const sae = await loadSae(saeDir);
-  const engine = ctx.engine ?? (await defaultEngine());
-  const reconstruct = async (x: Tensor) =>
-    sae.arch.decode(sae.params, await sae.arch.encode(sae.params, x, sae.cfg, { engine }), sae.cfg, { engine });
-  let clean = 0;
-  let spliced = 0;
-  let zero = 0;
-  const T = ev!.seqLen;
-  for (let w = 0; w < ev!.windows; w += batchWindows) {
-    const B = Math.min(batchWindows, ev!.windows - w);
-    const r = await spliceCrossEntropy(lm!.lm, ev!.tokens.subarray(w * T, (w + B) * T), B, T, site, reconstruct);
-    // Every window contributes T − 1 predictions, so a window-weighted mean is the per-token mean.
-    clean += r.ceClean * B;
-    spliced += r.ceSpliced * B;
-    zero += r.ceZero * B;
-  }
-  const n = ev!.windows;
-  const [ceClean, ceSpliced, ceZero] = [clean / n, spliced / n, zero / n];
-  return {
-    ceClean,
-    ceSpliced,
-    ceZero,
-    deltaLoss: deltaLmLoss(ceClean, ceSpliced),
-    ceRecovered: ceZero === ceClean ? null : ceRecovered(ceClean, ceSpliced, ceZero),
-    tokens: n * (T - 1),
-  };
+  const windows = { tokens: ev!.tokens, batch: ev!.windows, seqLen: ev!.seqLen };
+  return lmFidelity(lm!.lm, windows, site, sae, { batchWindows, engine: ctx.engine });
 }
 
 /** Calibrations of one architecture's settings on one dataset share a folder (targets and seeds reuse it). */
