@@ -2,7 +2,9 @@
  * The Longhorn language model (and its Mamba twin): token embedding N(0, 0.02) → n_layer × [residual +=
  * mixer(RMSNorm(residual))] → RMSNorm → tied LM head. No MLP (as the paper's models). Hand-written backward.
  * Parameter names follow the official code: embedding.weight, layers.{i}.norm.weight, layers.{i}.mixer.*,
- * norm_f.weight (the head is tied to embedding.weight).
+ * norm_f.weight (the head is tied to embedding.weight). These are the official `MixerModel` (backbone) keys; the
+ * official LM checkpoint prefixes them with `backbone.`, stores the tied head again as `lm_head.weight` and pads
+ * the vocabulary to a multiple of 8 — a loader of official weights strips the prefix and the padding.
  *
  * Implements saelab's HookableLM (sites blocks.{l}.hook_resid_pre / hook_resid_post), so a trained model is an
  * activation source for the SAEs.
@@ -23,7 +25,7 @@ export const LonghornConfigSchema = z.object({
   nLayers: z.number().int().min(1),
   dState: z.number().int().min(1).default(16),
   expand: z.number().int().min(1).default(2),
-  dConv: z.number().int().min(1).default(4),
+  dConv: z.number().int().min(2).default(4), // the decoder carries a window of dConv − 1 inputs
   /** Default ceil(d_model/16). */
   dtRank: z.number().int().min(1).optional(),
   variant: z.enum(TRANSITIONS).default('longhorn-diag'),

@@ -62,7 +62,7 @@ export function simdScanForward(
 export function simdScanBackward(
   kind: Transition, shape: ScanShape, chunk: number,
   x: Float32Array, coef: Float32Array, k: Float32Array, q: Float32Array, gy: Float32Array, checkpoints: Float32Array,
-  z?: Float32Array, aLog?: ArrayLike<number>,
+  z: Float32Array, aLog?: ArrayLike<number>,
 ): { gx: Float32Array; gz: Float32Array; gk: Float32Array; gq: Float32Array; gALog?: Float32Array } {
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const { k: wasm, kind: kindId } = need(kind, d);
@@ -71,14 +71,14 @@ export function simdScanBackward(
   const nCk = checkpoints.length;
   const a = new Arena(wasm);
   const dnA = mamba ? d * n : 0;
-  const sizes = [rows * d, rows * d, rows * n, rows * n, rows * d, nCk, (chunk + 1) * d * n, d * n, 12 * n, 8 * n, rows * d, rows * d, rows * n, rows * n, dnA, dnA, mamba ? rows * d : 0];
+  const sizes = [rows * d, rows * d, rows * n, rows * n, rows * d, nCk, (chunk + 1) * d * n, d * n, 12 * n, 8 * n, rows * d, rows * d, rows * n, rows * n, dnA, dnA, rows * d];
   const [px, pc, pk, pq, pgy, pck, pbuf, pG, pkv, pacc, pgx, pgz, pgk, pgq, pA, pgA, pz] = sizes.map((f) => a.alloc(f));
   a.commit();
   if (mamba) {
     a.f32(pA!, dnA).set(transposedA(aLog!, d, n));
     a.f32(pgA!, dnA).fill(0);
-    a.f32(pz!, rows * d).set(z!);
   }
+  a.f32(pz!, rows * d).set(z);
   a.f32(px!, rows * d).set(x);
   a.f32(pc!, rows * d).set(coef);
   a.f32(pk!, rows * n).set(k);
@@ -87,6 +87,7 @@ export function simdScanBackward(
   a.f32(pck!, nCk).set(checkpoints);
   wasm.scan_bwd(kindId, B, L, d, n, chunk, px!, pc!, pk!, pq!, pgy!, pck!, pbuf!, pG!, pkv!, pacc!, pgx!, pgz!, pgk!, pgq!, pA!, pgA!);
   if (mamba) wasm.mul_sigmoid(rows * d, pgz!, pz!); // the kernel leaves ∂Δ in gz: ∂z = ∂Δ σ(z)
+  else wasm.longhorn_dz(rows, d, n, pgz!, pz!, pk!); // … and ∂ε · ε: ∂z = ∂ε ε / (1 + (1 + ‖k‖²) e^{z})
   const out = {
     gx: a.f32(pgx!, rows * d).slice(),
     gz: a.f32(pgz!, rows * d).slice(),

@@ -375,9 +375,10 @@ export function scanBackward(inp: ScanInputs, saved: ScanSaved, gy: FloatArray):
         if (longhorn) {
           const kk = sqNorm(k, kOff, n);
           for (let i = 0; i < d; i++) {
-            // ∂ε/∂z = e^{−z} ε² = ε (1 − (1+‖k‖²) ε) (no overflow for very negative z); ∂ε/∂‖k‖² = −ε².
+            // ∂ε/∂z = e^{−z} ε² = ε / (1 + (1+‖k‖²) e^{z}): no cancellation as β → 1 (the form
+            // ε (1 − (1+‖k‖²) ε) loses all digits there) and no overflow (e^{z} = ∞ gives 0); ∂ε/∂‖k‖² = −ε².
             const e = coef[row + i]!;
-            gz[row + i] = gc[i]! * e * (1 - (1 + kk) * e);
+            gz[row + i] = (gc[i]! * e) / (1 + (1 + kk) * Math.exp(z[row + i]!));
             gkk -= gc[i]! * e * e;
           }
         } else {

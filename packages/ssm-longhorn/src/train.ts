@@ -106,7 +106,7 @@ export async function train(lm: LonghornLM, cfgIn: TrainConfigInput, opts: Train
   );
   let start = 0;
   const statePath = opts.dir ? join(opts.dir, STATE_FILE) : null;
-  if (statePath && existsSync(statePath)) start = await resume(lm, opt, statePath);
+  if (statePath && existsSync(statePath)) start = await resume(lm, opt, statePath, cfg);
   const schedule = { kind: 'cosine' as const, warmupSteps: cfg.warmupSteps, totalSteps: cfg.totalSteps, minLrFraction: cfg.minLrFraction };
   const bar = opts.progress
     ? new cliProgress.SingleBar(
@@ -151,10 +151,19 @@ export async function train(lm: LonghornLM, cfgIn: TrainConfigInput, opts: Train
   return logs;
 }
 
-async function resume(lm: LonghornLM, opt: ReturnType<typeof createOptimizer>, path: string): Promise<number> {
+async function resume(lm: LonghornLM, opt: ReturnType<typeof createOptimizer>, path: string, cfg: TrainConfig): Promise<number> {
   const st = await loadTrainingState(path);
-  const saved = JSON.stringify((st.json as { model?: unknown }).model);
+  const json = st.json as { model?: unknown; train?: Record<string, unknown> };
+  const saved = JSON.stringify(json.model);
   if (saved !== JSON.stringify(lm.config)) throw new Error(`${path}: checkpoint was written for model config ${saved}, not ${JSON.stringify(lm.config)}`);
+  // A changed lr, schedule length or optimiser setting would silently bend the rest of the run: refuse
+  // (how often checkpoints are written may change).
+  const changed = Object.keys(cfg).filter(
+    (k) => k !== 'checkpointEvery' && json.train && JSON.stringify(json.train[k]) !== JSON.stringify(cfg[k as keyof TrainConfig]),
+  );
+  if (changed.length) {
+    throw new Error(`${path}: checkpoint was written with other training settings (${changed.map((k) => `${k}: ${JSON.stringify(json.train![k])} → ${JSON.stringify(cfg[k as keyof TrainConfig])}`).join(', ')}); use another folder to start over`);
+  }
   copyParams(lm.params, st.params, path);
   opt.setState(st.optimizer);
   return st.step;

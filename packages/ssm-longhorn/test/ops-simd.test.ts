@@ -6,7 +6,7 @@ import { maxRelErr } from './scan-reference.js';
 
 /**
  * The SIMD kernels of the block's elementwise ops and of the cross-entropy against the TypeScript loops (the
- * references, themselves covered by the finite-difference tests of model.test.ts).
+ * references; model.test.ts checks both kernel sets against central finite differences).
  */
 const normals = (n: number, seed: number, std = 1) => {
   const rng = new Rng(seed);

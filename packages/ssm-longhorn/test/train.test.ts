@@ -87,6 +87,10 @@ describe('training', () => {
     const logs = await train(resumed, cfg, { data, dir });
     expect(logs[0]!.step).toBe(3);
     for (const [name, t] of Object.entries(straight.params)) expect(resumed.params[name]!.data, name).toEqual(t.data);
+    // The same folder with another schedule is refused, naming what changed.
+    await expect(train(LonghornLM.create(model, 3, jsEngine), { ...cfg, totalSteps: 12, lr: 1e-3 }, { data, dir })).rejects.toThrow(
+      /other training settings \(lr: 0.005 → 0.001, totalSteps: 6 → 12\)/,
+    );
   });
 
   it('a saved model folder loads back with identical logits and official names', async () => {

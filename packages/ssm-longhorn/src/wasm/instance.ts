@@ -37,6 +37,7 @@ export interface KernelExports {
   cross_entropy(rows: number, V: number, logits: number, targets: number, invCount: number, grad: number, stats: number): void;
   softplus(n: number, z: number, out: number): void;
   mul_sigmoid(n: number, g: number, z: number): void;
+  longhorn_dz(rows: number, d: number, n: number, g: number, z: number, k: number): void;
   dt_fwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, bias: number, zb: number): void;
   dt_bwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, gz: number, gdbl: number, gw: number, gbias: number): void;
 }

@@ -343,12 +343,11 @@
       (br $inext)))
     (call $hsum (local.get $gkk)))
 
-  ;; ∂z_β = ∂ε · ∂ε/∂z_β with ∂ε/∂z_β = e^{−z} ε² = ε (1 − (1 + ‖k‖²) ε).
+  ;; ∂z_β = ∂ε · ∂ε/∂z_β with ∂ε/∂z_β = e^{−z} ε² = ε / (1 + (1 + ‖k‖²) e^{z}). The step leaves the z-free part
+  ;; ∂ε · ε in gz; `longhorn_dz` applies the factor 1 / (1 + (1 + ‖k‖²) e^{z}) after the scan (it needs z), which
+  ;; unlike ε (1 − (1 + ‖k‖²) ε) does not cancel catastrophically as β → 1.
   (func $finish_coef (param $gz i32) (param $i i32) (param $gc v128) (param $e v128) (param $kk f32)
-    (v128.store (i32.add (local.get $gz) (local.get $i))
-      (f32x4.mul (f32x4.mul (local.get $gc) (local.get $e))
-        (f32x4.sub (v128.const f32x4 1 1 1 1)
-          (f32x4.mul (f32x4.splat (f32.add (f32.const 1) (local.get $kk))) (local.get $e))))))
+    (v128.store (i32.add (local.get $gz) (local.get $i)) (f32x4.mul (local.get $gc) (local.get $e))))
 
   ;; Backward of one exact step (s_t = s + ε r k, r = x − k·s), same contract as $back_diag.
   (func $back_exact (param $G i32) (param $st i32) (param $sp i32) (param $d i32) (param $n i32)
@@ -881,6 +880,39 @@
           (call $log1p4 (call $exp4 (f32x4.neg (f32x4.abs (local.get $v)))))))
       (local.set $o (i32.add (local.get $o) (i32.const 16)))
       (br $next))))
+
+  ;; Longhorn's ∂z_β: g[r, i] ← g[r, i] / (1 + (1 + ‖k_r‖²) e^{z[r, i]}) (see $finish_coef); rows of d channels,
+  ;; d a multiple of 4, k rows of n. e^{z} saturates at ~1.65e38 (exp4's clamp), where the factor is ~0 anyway.
+  (func (export "longhorn_dz") (param $rows i32) (param $d i32) (param $n i32) (param $g i32) (param $z i32) (param $k i32)
+    (local $r i32) (local $o i32) (local $rowb i32) (local $c v128) (local $p i32)
+    (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
+    (block $rdone (loop $rnext
+      (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $c (f32x4.splat (f32.add (f32.const 1)
+        (call $sqnorm (i32.add (local.get $k) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))) (local.get $n)))))
+      (local.set $o (i32.const 0))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $o) (local.get $rowb)))
+        (local.set $p (i32.add (local.get $o) (i32.mul (local.get $r) (local.get $rowb))))
+        (v128.store (i32.add (local.get $g) (local.get $p))
+          (f32x4.div (v128.load (i32.add (local.get $g) (local.get $p)))
+            (f32x4.add (v128.const f32x4 1 1 1 1)
+              (f32x4.mul (local.get $c) (call $exp4 (v128.load (i32.add (local.get $z) (local.get $p))))))))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $next)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rnext))))
+
+  ;; ‖k‖² of one row of n floats.
+  (func $sqnorm (param $k i32) (param $n i32) (result f32)
+    (local $j i32) (local $s f32) (local $v f32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (local.set $v (f32.load (i32.add (local.get $k) (i32.shl (local.get $j) (i32.const 2)))))
+      (local.set $s (f32.add (local.get $s) (f32.mul (local.get $v) (local.get $v))))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $next)))
+    (local.get $s))
 
   ;; g[i] ← g[i] · σ(z[i]) (softplus' = sigmoid), n a multiple of 4.
   (func (export "mul_sigmoid") (param $n i32) (param $g i32) (param $z i32)
