@@ -14,7 +14,7 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { type SaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, recipeOptions } from '@saelab/core';
+import { type SaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, defaultSparsityFor, recipeOptions } from '@saelab/core';
 import { ARCHITECTURES, ARCH_NAMES } from '@saelab/harness';
 
 const { values } = parseArgs({
@@ -100,7 +100,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const params = arch.init(cfg, new Rng(1));
     if (sparsity === 'trained') await setTrainedSparsity(name, params);
     const workspace = new Workspace({ mode, kernels });
-    const options = recipeOptions(arch, warmup + steps, arch.recipe.defaultSparsity);
+    const options = recipeOptions(arch, warmup + steps, defaultSparsityFor(arch, cfg));
     options.sparsityWarmupSteps = 0; // time the full step at the final λ
     const ctx: SaeContext = { engine, workspace };
     const trainer = new SaeTrainer(arch, cfg, params, options, ctx);

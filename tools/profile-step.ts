@@ -3,7 +3,7 @@
  * optimiser, stats) from the workspace timer. `npx tsx tools/profile-step.ts topk` (at init sparsity); for a
  * function-level profile run `node --cpu-prof --import tsx tools/bench.ts --arch topk --steps 2`.
  */
-import { type SaeContext, Rng, SaeTrainer, Workspace, defaultEngine, recipeOptions, type GemmEngine } from '@saelab/core';
+import { type SaeContext, Rng, SaeTrainer, Workspace, defaultEngine, defaultSparsityFor, recipeOptions, type GemmEngine } from '@saelab/core';
 import { ARCHITECTURES } from '@saelab/harness';
 
 const name = (process.argv[2] ?? 'topk') as keyof typeof ARCHITECTURES;
@@ -24,7 +24,7 @@ const cfg = arch.configSchema.parse({ dIn, dSae, ...(name === 'topk' ? { k: 32 }
 const params = arch.init(cfg, new Rng(1));
 const workspace = new Workspace();
 const ctx: SaeContext = { engine, workspace };
-const trainer = new SaeTrainer(arch, cfg, params, recipeOptions(arch, 10, arch.recipe.defaultSparsity), ctx);
+const trainer = new SaeTrainer(arch, cfg, params, recipeOptions(arch, 10, defaultSparsityFor(arch, cfg)), ctx);
 const x = { data: new Rng(0).fillNormal(new Float32Array(batch * dIn), 1 / Math.sqrt(dIn)), shape: [batch, dIn] };
 await trainer.trainStep(x);
 calls.length = 0;

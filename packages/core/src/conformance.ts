@@ -31,6 +31,10 @@ export interface ConformanceOptions<C extends BaseSaeConfig> {
   makeParams?: (rng: Rng) => Params;
   lambda?: number;
   rows?: number;
+  /** Norm of every W_dec row at init (default 1; the ReLU April recipe uses 0.1). */
+  initDecoderNorm?: number;
+  /** The value every entry of a non-dictionary tensor takes at init (default 0: biases, gates, r_mag). */
+  initValues?: Record<string, number>;
 }
 
 function decode64(p: Params64, f: Float64Array, rows: number, dIn: number, dSae: number): Float64Array {
@@ -63,13 +67,29 @@ export function describeConformance<C extends BaseSaeConfig, S>(arch: SaeArchite
   };
 
   describe(`${arch.name}: conformance (sae.md)`, () => {
-    it('init: shapes match paramShapes, W_enc = W_decᵀ, biases zero', () => {
+    it('init (sae.md): shapes match paramShapes, W_enc = W_decᵀ, W_dec rows of the recipe norm, other tensors constant', () => {
       const p = arch.init(cfg, new Rng(1));
       for (const [name, shape] of Object.entries(arch.paramShapes(cfg))) expect(p[name]?.shape, name).toEqual(shape);
       const { dIn, dSae } = cfg;
       for (let i = 0; i < dSae; i++)
         for (let j = 0; j < dIn; j++) expect(p.W_enc!.data[j * dSae + i]).toBe(p.W_dec!.data[i * dIn + j]);
-      expect(p.b_dec!.data.every((v) => v === 0)).toBe(true);
+      const norm = opts.initDecoderNorm ?? 1;
+      for (let i = 0; i < dSae; i++) expect(Math.hypot(...p.W_dec!.data.subarray(i * dIn, (i + 1) * dIn)), `‖W_dec[${i}]‖`).toBeCloseTo(norm, 5);
+      for (const name of Object.keys(p).filter((n) => n !== 'W_enc' && n !== 'W_dec')) {
+        const want = Math.fround(opts.initValues?.[name] ?? 0);
+        expect(p[name]!.data.every((v) => v === want), `${name} = ${want} at init`).toBe(true);
+      }
+    });
+
+    it('training state (if any) survives export → JSON → import, so a resumed run continues exactly', async () => {
+      const { params, x } = setup(9);
+      const state = arch.initTrainState(cfg);
+      if (state === undefined) return;
+      expect(arch.exportTrainState, 'an architecture with training state must export it').toBeDefined();
+      expect(arch.importTrainState, 'an architecture with training state must import it').toBeDefined();
+      await arch.lossAndGrads(params, x, cfg, lambda, state, { engine: testEngines[0]![1] as GemmEngine }); // move it off init
+      const back = arch.importTrainState!(cfg, JSON.parse(JSON.stringify(arch.exportTrainState!(state))));
+      expect(back).toEqual(state);
     });
 
     for (const [engineName, engine] of testEngines) {

@@ -23,8 +23,6 @@ import { Workspace, workspaceOf } from './fast/workspace.js';
 
 export * from './fast/index.js';
 
-/** A context that may carry a workspace (reused buffers, sparse/dense mode, phase timer). */
-
 /** What the architectures' `lossAndGrads` return: the contract's fields with the sparse latents always present. */
 export type SparseLossAndGrads = LossAndGrads & { activeLatents: SparseRows };
 
@@ -97,7 +95,7 @@ export async function encoderTopK(
   const f = ws.sparseRows(key, rows, m);
   if (!ctx.engine.affineTopK || ws.mode === 'dense') {
     const pre = await encoderPre(ctx, input, wEnc, bEnc);
-    return { f: topKRows(pre, k, f), pre: keepPre ? pre : null };
+    return { f: topKRows(pre, k, { out: f }), pre: keepPre ? pre : null };
   }
   ws.phase('encode');
   const { values, indices, product } = await ctx.engine.affineTopK(input, wEnc, bEnc, k, keepPre);

@@ -56,8 +56,17 @@ export interface TrainingRecipe {
   sparsityWarmupFraction: number;
   /** Global gradient-norm clip (0 = off). */
   gradClip: number;
-  /** Default sparsity value: λ for λ-based architectures, k for TopK. */
-  defaultSparsity: number;
+  /**
+   * Default sparsity value: λ for λ-based architectures, k for TopK; a function of the config where the paper's
+   * value depends on the input scale (read it through `defaultSparsityFor`).
+   */
+  defaultSparsity: number | ((cfg: BaseSaeConfig) => number);
+}
+
+/** The recipe's default λ / k for `cfg`. */
+export function defaultSparsityFor(arch: { recipe: TrainingRecipe }, cfg: BaseSaeConfig): number {
+  const d = arch.recipe.defaultSparsity;
+  return typeof d === 'function' ? d(cfg) : d;
 }
 
 export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = unknown> {

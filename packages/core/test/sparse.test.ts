@@ -147,11 +147,14 @@ describe('nonlinearities producing sparse rows', () => {
     }
     // Restricted to a column subset (AuxK's dead latents).
     const allowed = Int32Array.from([1, 4, 5, 9, 16]);
-    const s = topKRows(m, 2, undefined, allowed);
-    for (let r = 0; r < rows; r++) {
-      const order = [...allowed].sort((a, b) => m.data[r * cols + b]! - m.data[r * cols + a]! || a - b);
-      const want = order.slice(0, 2).filter((j) => m.data[r * cols + j]! > 0).sort((a, b) => a - b);
-      expect(Array.from(s.indices.subarray(s.rowPtr[r]!, s.rowPtr[r + 1]!))).toEqual(want);
+    for (const positiveOnly of [true, false]) {
+      const s = topKRows(m, 2, { columns: allowed, positiveOnly });
+      for (let r = 0; r < rows; r++) {
+        const order = [...allowed].sort((a, b) => m.data[r * cols + b]! - m.data[r * cols + a]! || a - b);
+        const want = order.slice(0, 2).filter((j) => !positiveOnly || m.data[r * cols + j]! > 0).sort((a, b) => a - b);
+        expect(Array.from(s.indices.subarray(s.rowPtr[r]!, s.rowPtr[r + 1]!))).toEqual(want);
+        expect(Array.from(s.values.subarray(s.rowPtr[r]!, s.rowPtr[r + 1]!))).toEqual(want.map((j) => m.data[r * cols + j]!));
+      }
     }
     expect(() => topKRows(m, 18)).toThrow(/k must be an integer in \[0, 17\]/);
   });

@@ -15,6 +15,7 @@ import {
   ShuffledBatchStream,
   type StreamPosition,
   defaultEngine,
+  defaultSparsityFor,
   estimateNormScale,
   foldInputScale,
   loadTrainingState,
@@ -121,7 +122,8 @@ export async function trainSae(
     const dSae = init?.cfg.dSae ?? o.dSae ?? Math.round((o.expansion ?? 8) * data.d);
     const totalSteps = o.steps ?? Math.max(1, Math.ceil((o.tokens ?? train.rows) / o.batch));
     const totalTokens = totalSteps * o.batch;
-    const sparsity = arch.sparsityKnob === 'k' ? (o.k ?? arch.recipe.defaultSparsity) : (o.sparsity ?? arch.recipe.defaultSparsity);
+    const recipeSparsity = defaultSparsityFor(arch, { dIn: data.d, dSae, applyBDecToInput: true });
+    const sparsity = (arch.sparsityKnob === 'k' ? o.k : o.sparsity) ?? recipeSparsity;
 
     const cfg: BaseSaeConfig & Record<string, unknown> = arch.configSchema.parse({
       ...(init?.cfg ?? {}),

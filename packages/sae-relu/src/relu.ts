@@ -49,7 +49,9 @@ export const relu: SaeArchitecture<ReluConfig> = {
     lrWarmupFraction: 0,
     sparsityWarmupFraction: 0.05,
     gradClip: 1,
-    defaultSparsity: 5,
+    // The April update's λ = 5 is for inputs scaled to E‖x‖² = d_in; ours have E‖x‖² = 1, i.e. x / √d_in, and
+    // the loss at scale s with λ has the minimiser of scale 1 with λ / s: λ = 5 / √d_in.
+    defaultSparsity: ({ dIn }) => 5 / Math.sqrt(dIn),
   },
 
   paramShapes: ({ dIn, dSae }) => ({ W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn] }),

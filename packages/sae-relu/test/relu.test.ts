@@ -31,6 +31,7 @@ for (const l1Penalty of ['decoder-norm-weighted', 'plain'] as const) {
     cfg,
     reference: { encode: (p, x, r) => encode64(p, x, r, cfg), loss: (p, x, r, l) => loss64(p, x, r, l, cfg) },
     smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
+    initDecoderNorm: cfg.l1Penalty === 'plain' ? 1 : cfg.decoderInitNorm,
   });
 }
 const noBDec: ReluConfig = { dIn: 5, dSae: 7, applyBDecToInput: false, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 };
@@ -38,6 +39,7 @@ describeConformance(relu, {
   cfg: noBDec,
   reference: { encode: (p, x, r) => encode64(p, x, r, noBDec), loss: (p, x, r, l) => loss64(p, x, r, l, noBDec) },
   smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
+  initDecoderNorm: 0.1,
 });
 
 import { describe, expect, it } from 'vitest';

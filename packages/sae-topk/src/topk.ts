@@ -7,6 +7,8 @@
  * AuxK (section 2.4 / appendix A.2): a latent is dead if it has not fired in the last N_dead tokens. With
  * e = x − x̂ (detached), take the top-k_aux pre-activations among dead latents only, decode them without b_dec to ê,
  * AuxK = ‖e − ê‖², scaled by min(n_dead / k_aux, 1) (as SAELens does). α = 1/32, k_aux = d_in / 2.
+ * The pre-activations enter AuxK as they are (SAELens), so a dead latent that is negative on every row still gets
+ * a gradient; `auxRelu: true` applies ReLU first, as openai/sparse_autoencoder does (an ablation).
  * Sparsity is exactly k per row; decoder rows are kept at unit norm by the trainer.
  */
 import { z } from 'zod';
@@ -39,6 +41,8 @@ export const topKConfigSchema = baseSaeConfigSchema
     auxCoefficient: z.number().nonnegative().default(1 / 32),
     /** A latent that has not fired for this many training tokens is dead (paper: 10M; scale with the data). */
     deadTokensThreshold: z.number().int().positive().default(10_000_000),
+    /** ReLU the dead latents' pre-activations before AuxK (OpenAI's reference) instead of using them raw (SAELens). */
+    auxRelu: z.boolean().default(false),
   })
   .refine((c) => c.k <= c.dSae, { message: 'k must be at most d_sae', path: ['k'] });
 export type TopKConfig = z.infer<typeof topKConfigSchema>;
@@ -77,6 +81,12 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
   initTrainState: (cfg) => ({ tokensSinceFired: new Float64Array(cfg.dSae) }),
+  // The dead-latent counters are part of an exact resume: without them AuxK would be off for N_dead tokens.
+  exportTrainState: (state) => ({ tokensSinceFired: Array.from(state.tokensSinceFired) }),
+  importTrainState: (cfg, json) => {
+    const t = z.array(z.number().nonnegative()).length(cfg.dSae).parse(json.tokensSinceFired);
+    return { tokensSinceFired: Float64Array.from(t) };
+  },
 
   async lossAndGrads(p, x, cfg, _lambda, state, ctx): Promise<LossAndGrads> {
     const ws = workspaceOf(ctx);
@@ -109,7 +119,7 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
       const k = Math.min(kAux, nDead);
       const scale = Math.min(nDead / kAux, 1);
       // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
-      const fAux = topKRows(pre!, k, ws.sparseRows('fAux', rows, m), Int32Array.from(deadList));
+      const fAux = topKRows(pre!, k, { out: ws.sparseRows('fAux', rows, m), columns: Int32Array.from(deadList), positiveOnly: cfg.auxRelu });
       const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
       // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
       const dEHat = ws.tensor('dEHat', eHat.shape);
@@ -142,6 +152,7 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
     k_aux: cfg.kAux ?? null,
     aux_coefficient: cfg.auxCoefficient,
     dead_tokens_threshold: cfg.deadTokensThreshold,
+    aux_relu: cfg.auxRelu,
   }),
   fromSaelensConfig: (json) =>
     topKConfigSchema.parse({
@@ -152,5 +163,6 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
       kAux: json.k_aux ?? undefined,
       auxCoefficient: json.aux_coefficient ?? undefined,
       deadTokensThreshold: json.dead_tokens_threshold ?? undefined,
+      auxRelu: json.aux_relu ?? undefined,
     }),
 };

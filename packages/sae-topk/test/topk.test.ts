@@ -6,19 +6,19 @@ import { describeConformance } from '@saelab/core/conformance';
 import { gradientCheck, matmulRows64, type Params64, randomParams, randomTensor, toParams64 } from '@saelab/core/testing';
 import { topK, type TopKConfig } from '../src/index.js';
 
-const cfg: TopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000 };
+const cfg: TopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000, auxRelu: false };
 
 function pre64(p: Params64, x: Float64Array, rows: number): Float64Array {
   const xin = x.map((v, i) => v - p.b_dec![i % cfg.dIn]!);
   return matmulRows64(xin, rows, p.W_enc!, cfg.dIn, cfg.dSae).map((v, i) => v + p.b_enc![i % cfg.dSae]!);
 }
-/** ReLU of the k largest entries per row, by sorting (float64 reference). `allowed` restricts the candidates. */
-function topKRelu64(pre: Float64Array, rows: number, k: number, allowed: (j: number) => boolean = () => true): Float64Array {
+/** (ReLU of) the k largest entries per row, by sorting (float64 reference). `allowed` restricts the candidates. */
+function topKRelu64(pre: Float64Array, rows: number, k: number, allowed: (j: number) => boolean = () => true, relu = true): Float64Array {
   const m = cfg.dSae;
   const f = new Float64Array(pre.length);
   for (let r = 0; r < rows; r++) {
     const order = [...Array(m).keys()].filter(allowed).sort((a, b) => pre[r * m + b]! - pre[r * m + a]!);
-    for (const j of order.slice(0, k)) f[r * m + j] = Math.max(0, pre[r * m + j]!);
+    for (const j of order.slice(0, k)) f[r * m + j] = relu ? Math.max(0, pre[r * m + j]!) : pre[r * m + j]!;
   }
   return f;
 }
@@ -43,10 +43,14 @@ describe('topk: exact sparsity and AuxK', () => {
     for (let r = 0; r < 20; r++) expect(f.data.subarray(r * cfg.dSae, (r + 1) * cfg.dSae).filter((v) => v !== 0).length).toBe(cfg.k);
   });
 
-  it('AuxK matches the float64 reference (dead = not fired for N_dead tokens) and its gradients match finite differences', async () => {
-    const dead: TopKConfig = { ...cfg, deadTokensThreshold: 8, kAux: 4 };
+  it.each([false, true])('AuxK (auxRelu: %s) matches the float64 reference (dead = not fired for N_dead tokens) and its gradients match finite differences', async (auxRelu) => {
+    const dead: TopKConfig = { ...cfg, deadTokensThreshold: 8, kAux: 4, auxRelu };
     const rng = new Rng(8);
     const p = randomParams(topK.paramShapes(dead), rng);
+    // Push two latents far negative: they can never fire, so they are dead, and among the dead they compete with
+    // negative pre-activations — kept by the raw AuxK (gradient), dropped by the ReLU one.
+    for (let i = 0; i < cfg.dIn; i++) for (const j of [0, 1]) p.W_enc!.data[i * cfg.dSae + j] = 0.01;
+    for (const j of [0, 1]) p.b_enc!.data[j] = -3;
     const rows = 6;
     const x = randomTensor([rows, cfg.dIn], rng);
     const state = topK.initTrainState(dead);
@@ -67,13 +71,25 @@ describe('topk: exact sparsity and AuxK', () => {
     const e0 = x64.map((v, i) => v - decode64(p0, f0, rows)[i]!); // detached residual
     const loss64 = (q: Params64) => {
       const f = encode64(q, x64, rows);
-      const fAux = topKRelu64(pre64(q, x64, rows), rows, kAux, isDead);
+      const fAux = topKRelu64(pre64(q, x64, rows), rows, kAux, isDead, auxRelu);
       return sq(x64, decode64(q, f, rows)) / rows + (dead.auxCoefficient * scale * sq(e0, decode64(q, fAux, rows, false))) / rows;
     };
     expect(out.parts.auxk).toBeGreaterThan(0);
     expect(out.loss).toBeCloseTo(loss64(p0), 5);
     const worst = gradientCheck({ params: p, grads: out.grads, loss64, names: ['W_enc', 'b_enc', 'W_dec', 'b_dec'], samples: 20 });
     for (const [name, err] of Object.entries(worst)) expect(err, name).toBeLessThan(2e-3);
+    // The always-negative latents learn from AuxK only when it uses raw pre-activations.
+    const gDeadBias = Math.abs(out.grads.b_enc!.data[0]!) + Math.abs(out.grads.b_enc!.data[1]!);
+    if (auxRelu) expect(gDeadBias).toBe(0);
+    else expect(gDeadBias).toBeGreaterThan(0);
+  });
+
+  it('the dead-latent counters survive export → import (exact resume keeps AuxK on)', () => {
+    const state = topK.initTrainState(cfg);
+    state.tokensSinceFired.forEach((_, j, a) => (a[j] = 1000 * j + 7));
+    const back = topK.importTrainState!(cfg, JSON.parse(JSON.stringify(topK.exportTrainState!(state))));
+    expect(back.tokensSinceFired).toEqual(state.tokensSinceFired);
+    expect(() => topK.importTrainState!(cfg, { tokensSinceFired: [1, 2] })).toThrow();
   });
 });
 
@@ -85,7 +101,7 @@ describe('topk: no shrinkage', () => {
 });
 
 describe('topk: the sparse kernels agree with the dense reference path, AuxK included', () => {
-  const big: TopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10 };
+  const big: TopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10, auxRelu: false };
   for (const [engineName, engine] of testEngines)
     for (const kernels of ['ts', 'wasm'] as const)
       it(`${engineName} engine, ${kernels} kernels`, async () => {

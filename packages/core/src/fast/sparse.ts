@@ -220,13 +220,19 @@ export function transposeInto(a: Float32Array, r: number, c: number, out: Float3
 }
 
 /**
- * Top-k per row as a sparse matrix: the k largest entries of each row of `m` (ties → lower column), keeping only
- * those > 0 (i.e. ReLU(TopK(·)), Gao et al. eq. 3), columns in increasing order. With `columns`, only those
- * columns compete (AuxK's dead latents).
+ * Top-k per row as a sparse matrix: the k largest entries of each row of `m` (ties → lower column), columns in
+ * increasing order. By default only those > 0 are kept, i.e. ReLU(TopK(·)) (Gao et al. eq. 3); `positiveOnly:
+ * false` keeps all k values. With `columns`, only those columns compete (AuxK's dead latents).
  */
-export function topKRows(m: Tensor, k: number, out = new SparseRows(), columns?: Int32Array): SparseRows {
+export function topKRows(
+  m: Tensor,
+  k: number,
+  opts: { out?: SparseRows; columns?: Int32Array; positiveOnly?: boolean } = {},
+): SparseRows {
   const [rows, cols] = dims2(m, 'topKRows');
-  const cand = columns ?? null;
+  const out = opts.out ?? new SparseRows();
+  const cand = opts.columns ?? null;
+  const positiveOnly = opts.positiveOnly ?? true;
   const nc = cand ? cand.length : cols;
   if (!Number.isInteger(k) || k < 0 || k > nc) throw new Error(`topKRows: k must be an integer in [0, ${nc}], got ${k}`);
   out.reset(rows, cols);
@@ -272,9 +278,9 @@ export function topKRows(m: Tensor, k: number, out = new SparseRows(), columns?:
       }
       root = heapV[0]!;
     }
-    // Keep the positive ones, in column order.
+    // Keep the positive ones (or all), in column order.
     let n = 0;
-    for (let s = 0; s < size; s++) if (heapV[s]! > 0) sel[n++] = heapI[s]!;
+    for (let s = 0; s < size; s++) if (!positiveOnly || heapV[s]! > 0) sel[n++] = heapI[s]!;
     const chosen = sel.subarray(0, n).sort();
     out.reserve(n);
     for (let s = 0; s < n; s++) out.push(chosen[s]!, a[o + chosen[s]!]!);

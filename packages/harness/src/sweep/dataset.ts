@@ -19,7 +19,8 @@ import type { SweepConfig } from './config.js';
 import { type OpenedLm, middleResidSite, openSweepLm } from './lm.js';
 import { encodeStream, shuffledDocuments } from './tokens.js';
 
-const DATA_VERSION = 1;
+// 2: BOS rows dropped at every position (llama2.c document separators), not only at window starts.
+const DATA_VERSION = 2;
 
 export interface EvalWindows {
   /** [windows, seqLen] row-major. */
@@ -140,6 +141,17 @@ async function harvestFromLm(c: SweepConfig, cacheDir: string, log: (s: string) 
   };
 }
 
+/**
+ * Rows a harvest of `windows` windows of `stream` yields: one per token, except BOS tokens (the first position
+ * of every window, and document separators where the separator is BOS, as for llama2.c) — they are special tokens
+ * (metrics-and-sweeps.md), and splicing leaves them unedited too.
+ */
+function harvestRows(stream: Int32Array, windows: number, body: number, bos: number | null): number {
+  let n = windows * body;
+  if (bos !== null) for (let i = 0; i < windows * body; i++) if (stream[i] === bos) n--;
+  return n;
+}
+
 /** Runs the LM over windows of `stream` and hands the site's rows (BOS positions dropped) to `sink`, in order. */
 async function harvestWindows(
   lm: OpenedLm,
@@ -167,11 +179,13 @@ async function harvestWindows(
     const { acts } = await lm.lm.run(ids, B, T, { read: [site], skipLogits: true });
     const a = acts[site]!.data;
     const out = new Float32Array(B * body * d);
-    for (let b = 0; b < B; b++) {
-      const from = (b * T + (bos === null ? 0 : 1)) * d;
-      out.set(a.subarray(from, from + body * d), b * body * d);
+    let n = 0;
+    for (let r = 0; r < B * T; r++) {
+      if (bos !== null && ids[r] === bos) continue;
+      out.set(a.subarray(r * d, (r + 1) * d), n * d);
+      n++;
     }
-    await sink(out);
+    await sink(out.subarray(0, n * d));
     tick(w0 + B);
   }
   return all;
@@ -193,7 +207,10 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
   };
   const nTrain = fit(trainStream, trainWindows, 'train');
   const nEval = fit(evalStream, evalWindows, 'validation');
-  log(`harvesting ${site} (d ${d}): ${nTrain * body} training rows, ${nEval * body} held-out rows → ${dir}`);
+  const bos = lm.lm.info.bos;
+  const trainRows = harvestRows(trainStream, nTrain, body, bos);
+  const evalRows = harvestRows(evalStream, nEval, body, bos);
+  log(`harvesting ${site} (d ${d}): ${trainRows} training rows, ${evalRows} held-out rows → ${dir}`);
 
   const bar = quiet
     ? null
@@ -205,7 +222,7 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
   const t0 = performance.now();
   const tick = (offset: number) => (w: number) => bar?.update(offset + w, { tps: Math.round(((offset + w) * T) / ((performance.now() - t0) / 1000)) });
   const write = async (name: string, windows: number, stream: Int32Array, offset: number) => {
-    const writer = await NpyRowWriter.create(join(dir, name), windows * body, d);
+    const writer = await NpyRowWriter.create(join(dir, name), harvestRows(stream, windows, body, bos), d);
     try {
       const toks = await harvestWindows(lm, site, stream, T, windows, c.data.batch, (rows) => writer.append(rows), tick(offset));
       await writer.close();
@@ -230,7 +247,7 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
     });
     await writeFileAtomic(
       join(dir, 'meta.json'),
-      JSON.stringify({ fingerprint, site, d, seqLen: T, evalWindows: nEval, rows: { train: nTrain * body, eval: nEval * body }, lm: lm.description, data: c.data }, null, 2),
+      JSON.stringify({ fingerprint, site, d, seqLen: T, evalWindows: nEval, rows: { train: trainRows, eval: evalRows }, lm: lm.description, data: c.data }, null, 2),
     );
   } catch (e) {
     bar?.stop();

@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
-import { type GemmEngine, type MetricsSummary, defaultEngine, writeFileAtomic } from '@saelab/core';
+import { type GemmEngine, type MetricsSummary, defaultEngine, defaultSparsityFor, writeFileAtomic } from '@saelab/core';
 import { type ActivationInput, rowRange } from '../data.js';
-import { type LmFidelity, lmFidelity, metricsJson } from '../evaluate.js';
+import { type LmFidelity, evaluateSae, lmFidelity, metricsJson } from '../evaluate.js';
 import { getArchitecture } from '../registry.js';
 import { loadSae } from '../sae-folder.js';
 import { type TrainOptions, type TrainResult, hashOf, trainSae } from '../train.js';
@@ -124,26 +124,32 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   let r = await full(saeDir, value);
   if (r.interrupted) throw new SweepInterrupted(p.id);
 
-  // Refinement: short calibration runs can land off; one full-length correction along the fitted slope.
+  // Refinement: short calibration runs can land off; one full-length correction along the fitted slope. Like
+  // calibration, it measures L0 on a tail of the training rows, never on the held-out rows of the metrics.
   const refined: CalibrationProbe[] = [];
   if (calibration && p.target !== null) {
+    const tail = rowRange(data.combined, data.trainRows - calibrationRows(data), calibrationRows(data));
+    const trainL0 = async (out: string) => (await evaluateSae(await loadSae(out), tail, { engine })).l0.mean;
+    let l0 = await trainL0(saeDir);
     for (let i = 0; i < c.calibration.refineRuns; i++) {
-      const miss = Math.abs(Math.log(Math.max(r.metrics.l0.mean, 1e-3) / p.target));
+      const miss = Math.abs(Math.log(Math.max(l0, 1e-3) / p.target));
       if (miss <= Math.log1p(c.calibration.tolerance)) break;
-      const slope = l0Slope([...calibration.trace, ...refined, { lambda: value, l0: r.metrics.l0.mean }]);
-      const next = value * Math.exp((Math.log(p.target) - Math.log(Math.max(r.metrics.l0.mean, 1e-3))) / slope);
-      ctx.log(`  ${p.id}: full-length L0 ${r.metrics.l0.mean.toFixed(1)} misses ${p.target}; retraining at λ ${next.toPrecision(3)}`);
-      refined.push({ lambda: value, l0: r.metrics.l0.mean });
+      const slope = l0Slope([...calibration.trace, ...refined, { lambda: value, l0 }]);
+      const next = value * Math.exp((Math.log(p.target) - Math.log(Math.max(l0, 1e-3))) / slope);
+      ctx.log(`  ${p.id}: full-length L0 ${l0.toFixed(1)} (training rows) misses ${p.target}; retraining at λ ${next.toPrecision(3)}`);
+      refined.push({ lambda: value, l0 });
       const alt = join(dir, 'sae-refine');
       const r2 = await full(alt, next);
       if (r2.interrupted) throw new SweepInterrupted(p.id);
-      const miss2 = Math.abs(Math.log(Math.max(r2.metrics.l0.mean, 1e-3) / p.target));
-      refined.push({ lambda: next, l0: r2.metrics.l0.mean });
+      const l02 = await trainL0(alt);
+      const miss2 = Math.abs(Math.log(Math.max(l02, 1e-3) / p.target));
+      refined.push({ lambda: next, l0: l02 });
       if (miss2 < miss) {
         await rm(saeDir, { recursive: true, force: true });
         await rename(alt, saeDir);
         r = { ...r2, out: saeDir };
         value = next;
+        l0 = l02;
       } else await rm(alt, { recursive: true, force: true });
     }
   }
@@ -189,6 +195,9 @@ async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number
   return lmFidelity(lm!.lm, windows, site, sae, { batchWindows, engine: ctx.engine });
 }
 
+/** Training rows (a tail) on which calibration and refinement measure L0. */
+const calibrationRows = (data: SweepData) => Math.max(1, Math.min(4096, Math.floor(data.trainRows * 0.05)));
+
 /** Calibrations of one architecture's settings on one dataset share a folder (targets and seeds reuse it). */
 function familyDir(ctx: PointContext, p: PointSpec): string {
   const { config: c, data } = ctx;
@@ -212,14 +221,14 @@ async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOption
   const arch = getArchitecture(p.arch);
   const calSteps = Math.min(steps, Math.max(cal.minSteps, Math.round(cal.stepsFraction * steps)));
   const scale = calSteps / steps;
-  const calRows = Math.max(1, Math.min(4096, Math.floor(data.trainRows * 0.05)));
+  const calRows = calibrationRows(data);
   const source = asInput(rowRange(data.combined, 0, data.trainRows), `${data.description} (calibration)`, `${data.fingerprint}/train`);
   const tmp = join(famDir, `tmp-${process.pid}-${p.target}`);
   const engine = ctx.engine ?? (await defaultEngine());
   try {
     const result = await calibrateLambda({
       target: p.target!,
-      initialLambda: lambdaFromHints(p.target!, hints) ?? arch.recipe.defaultSparsity,
+      initialLambda: lambdaFromHints(p.target!, hints) ?? defaultSparsityFor(arch, { dIn: data.d, dSae: Math.round(p.expansion * data.d), applyBDecToInput: true }),
       tolerance: cal.tolerance,
       maxIters: cal.maxIters,
       probe: async (lambda) => {
