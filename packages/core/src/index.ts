@@ -14,3 +14,4 @@ export * from './sae-ops.js';
 export * from './trainer.js';
 export * from './synthetic.js';
 export * from './sae-folder.js';
+export * from './wasm.js';

@@ -36,7 +36,7 @@ export function convSiluForwardSimd(
   const k = need(d);
   const rows = B * L;
   const a = new Arena(k);
-  const [pin, pw, pb, pxc, psig, pxs] = [rows * stride, K * d, d, rows * d, rows * d, rows * d].map((f) => a.alloc(f));
+  const [pin, pw, pb, pxc, psig, pxs] = [rows * stride, K * d, d, rows * d, rows * d, rows * d].map((f) => a.allocFloats(f));
   a.commit();
   a.f32(pin!, rows * stride).set(inp.subarray(0, rows * stride));
   a.f32(pw!, K * d).set(transposeConv(w, d, K));
@@ -59,7 +59,7 @@ export function convSiluBackwardSimd(
   const rows = B * L;
   const a = new Arena(k);
   const sizes = [rows * stride, K * d, rows * d, rows * d, rows * d, rows * d, K * d, d];
-  const [pin, pw, pg, pxc, psig, pgin, pgw, pgb] = sizes.map((f) => a.alloc(f));
+  const [pin, pw, pg, pxc, psig, pgin, pgw, pgb] = sizes.map((f) => a.allocFloats(f));
   a.commit();
   a.f32(pin!, rows * stride).set(inp.subarray(0, rows * stride));
   a.f32(pw!, K * d).set(transposeConv(w, d, K));
@@ -84,7 +84,7 @@ export function gateForwardSimd(
   const d = D.length;
   const k = need(d);
   const a = new Arena(k);
-  const [py, pxs, pD, pxz, ps, pyg] = [rows * d, rows * d, d, rows * 2 * d, rows * d, rows * d].map((f) => a.alloc(f));
+  const [py, pxs, pD, pxz, ps, pyg] = [rows * d, rows * d, d, rows * 2 * d, rows * d, rows * d].map((f) => a.allocFloats(f));
   a.commit();
   a.f32(py!, rows * d).set(y);
   a.f32(pxs!, rows * d).set(xs);
@@ -101,7 +101,7 @@ export function gateBackwardSimd(
 ): { gy: Float32Array; gz: Float32Array } {
   const k = need(d);
   const a = new Arena(k);
-  const [pg, pxz, ps, py, pgy, pgz] = [rows * d, rows * 2 * d, rows * d, rows * d, rows * d, rows * d].map((f) => a.alloc(f));
+  const [pg, pxz, ps, py, pgy, pgz] = [rows * d, rows * 2 * d, rows * d, rows * d, rows * d, rows * d].map((f) => a.allocFloats(f));
   a.commit();
   a.f32(pg!, rows * d).set(g);
   a.f32(pxz!, rows * 2 * d).set(xz);
@@ -123,8 +123,8 @@ export function crossEntropySimd(
   // Logits already in the module's memory (simdScratch) are processed in place; others are copied in and out.
   const inPlace = logits.buffer === k.memory.buffer;
   const a = new Arena(k, inPlace ? logits.byteOffset + logits.byteLength : 64);
-  const pl = inPlace ? logits.byteOffset : a.alloc(rows * vocab);
-  const [pt, ps] = [rows, 3 * rows].map((f) => a.alloc(f));
+  const pl = inPlace ? logits.byteOffset : a.allocFloats(rows * vocab);
+  const [pt, ps] = [rows, 3 * rows].map((f) => a.allocFloats(f));
   a.commit();
   if (inPlace && logits.buffer !== k.memory.buffer) throw new Error('crossEntropy: logits view was detached (simdScratch headroom too small)');
   if (!inPlace) a.f32(pl, rows * vocab).set(logits);
@@ -158,7 +158,7 @@ export function dtForwardSimd(delta: Float32Array, w: Float32Array, bias: Float3
   const R = w.length / d;
   const k = need(d);
   const a = new Arena(k);
-  const [pdl, pw, pb, pz] = [rows * R, R * d, d, rows * d].map((f) => a.alloc(f));
+  const [pdl, pw, pb, pz] = [rows * R, R * d, d, rows * d].map((f) => a.allocFloats(f));
   a.commit();
   a.f32(pdl!, rows * R).set(delta);
   a.f32(pw!, R * d).set(transpose(w, d, R));
@@ -175,7 +175,7 @@ export function dtBackwardSimd(
   const R = w.length / d;
   const k = need(d);
   const a = new Arena(k);
-  const [pdl, pw, pg, pgd, pgw, pgb] = [rows * R, R * d, rows * d, rows * R, R * d, d].map((f) => a.alloc(f));
+  const [pdl, pw, pg, pgd, pgw, pgb] = [rows * R, R * d, rows * d, rows * R, R * d, d].map((f) => a.allocFloats(f));
   a.commit();
   a.f32(pdl!, rows * R).set(delta);
   a.f32(pw!, R * d).set(transpose(w, d, R));

@@ -42,7 +42,7 @@ export function simdScanForward(
   const nCk = B * Math.ceil(L / chunk) * d * n;
   const a = new Arena(wasm);
   const sizes = [rows * d, rows * d, rows * n, rows * n, rows * d, nCk, d * n, 12 * n, mamba ? d * n : 0];
-  const [px, pc, pk, pq, py, pck, pS, pkv, pA] = sizes.map((f) => a.alloc(f));
+  const [px, pc, pk, pq, py, pck, pS, pkv, pA] = sizes.map((f) => a.allocFloats(f));
   a.commit();
   a.f32(px!, rows * d).set(x);
   a.f32(pk!, rows * n).set(k);
@@ -72,7 +72,7 @@ export function simdScanBackward(
   const a = new Arena(wasm);
   const dnA = mamba ? d * n : 0;
   const sizes = [rows * d, rows * d, rows * n, rows * n, rows * d, nCk, (chunk + 1) * d * n, d * n, 12 * n, 8 * n, rows * d, rows * d, rows * n, rows * n, dnA, dnA, rows * d];
-  const [px, pc, pk, pq, pgy, pck, pbuf, pG, pkv, pacc, pgx, pgz, pgk, pgq, pA, pgA, pz] = sizes.map((f) => a.alloc(f));
+  const [px, pc, pk, pq, pgy, pck, pbuf, pG, pkv, pacc, pgx, pgz, pgk, pgq, pA, pgA, pz] = sizes.map((f) => a.allocFloats(f));
   a.commit();
   if (mamba) {
     a.f32(pA!, dnA).set(transposedA(aLog!, d, n));

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { type ScanShape, TRANSITIONS, scanBackward, scanForward } from '../src/scan.js';
 import { simdScanAvailable } from '../src/scan-simd.js';
 import { KERNELS_WASM_BASE64 } from '../src/wasm/kernels-wasm.js';
-import { assembleWat } from '../tools/assemble.js';
+import { assembleWat } from '@saelab/core/wasm-build';
 import { maxRelErr, randomInputs, reference } from './scan-reference.js';
 
 /**

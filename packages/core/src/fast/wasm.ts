@@ -6,19 +6,9 @@
  */
 import type { Tensor } from '../tensor.js';
 import { dims2 } from '../tensor.js';
+import { type WasmMemory, WasmArena as Arena, instantiateWasm } from '../wasm.js';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
 import type { SparseRows } from './sparse.js';
-
-/** The slice of the WebAssembly API used here (the project's TS lib has no DOM/WebAssembly typings). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
 
 interface KernelExports {
   memory: WasmMemory;
@@ -31,43 +21,13 @@ let instance: KernelExports | null | undefined;
 
 /** The kernels, or null where WebAssembly SIMD is unavailable. */
 function kernels(): KernelExports | null {
-  if (instance === undefined) {
-    try {
-      const bytes = Buffer.from(KERNELS_WASM_BASE64, 'base64');
-      instance = new WA.Instance(new WA.Module(bytes), {}).exports as KernelExports;
-    } catch {
-      instance = null;
-    }
-  }
+  if (instance === undefined) instance = instantiateWasm<KernelExports>(KERNELS_WASM_BASE64);
   return instance;
 }
 
 /** Whether the SIMD kernels can run rows of length d (WASM SIMD present, d a multiple of 16). */
 export function wasmKernelsAvailable(d: number): boolean {
   return d % 16 === 0 && kernels() !== null;
-}
-
-/** Bump allocator over the module's memory, reset per call; grows the memory when needed. */
-class Arena {
-  private top = 64; // keep 0 free: a zero pointer means "none"
-  constructor(private readonly k: KernelExports) {}
-  /** Reserves `bytes` (64-byte aligned) and returns the offset. */
-  alloc(bytes: number): number {
-    const off = this.top;
-    this.top = off + Math.ceil(bytes / 64) * 64;
-    return off;
-  }
-  /** Grows memory to hold everything allocated so far; call before creating views. */
-  commit(): void {
-    const need = this.top - this.k.memory.buffer.byteLength;
-    if (need > 0) this.k.memory.grow(Math.ceil(need / 65536));
-  }
-  f32(off: number, n: number): Float32Array {
-    return new Float32Array(this.k.memory.buffer, off, n);
-  }
-  i32(off: number, n: number): Int32Array {
-    return new Int32Array(this.k.memory.buffer, off, n);
-  }
 }
 
 function need(): KernelExports {

@@ -6,18 +6,8 @@
  * `setSimdKernels(false)` (or SAELAB_LONGHORN_SIMD=0) makes every op take its TypeScript path: the reference that
  * the tests compare the SIMD path with.
  */
+import { type WasmMemory, WasmArena, instantiateWasm } from '@saelab/core';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
-
-/** The slice of the WebAssembly API used here (the project's TS lib has no WebAssembly typings). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** kernels.wat's exports (pointers are byte offsets into `memory`). */
 export interface KernelExports {
@@ -53,45 +43,20 @@ export function setSimdKernels(on: boolean): void {
 /** The kernels, or null when turned off or where WebAssembly SIMD is unavailable. */
 export function simdKernels(): KernelExports | null {
   if (!enabled) return null;
-  if (instance === undefined) {
-    try {
-      instance = new WA!.Instance(new WA!.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64')), {}).exports as KernelExports;
-    } catch {
-      instance = null;
-    }
-  }
+  if (instance === undefined) instance = instantiateWasm<KernelExports>(KERNELS_WASM_BASE64);
   return instance;
 }
 
-/** Bump allocator over the module's memory for one kernel call: alloc everything, commit, then fill views. */
 let epoch = 0;
 
 /** Counts kernel calls (arenas) so far: a caller holding a `simdScratch` view checks that nothing else ran. */
 export const simdEpoch = () => epoch;
 
-export class Arena {
-  private top: number;
-  /** `start`: first byte to use (64-aligned upwards); 64 keeps address 0 free. */
-  constructor(private readonly k: KernelExports, start = 64) {
-    this.top = Math.max(64, Math.ceil(start / 64) * 64);
+/** `WasmArena` that counts kernel calls (see `simdEpoch`). */
+export class Arena extends WasmArena {
+  constructor(k: KernelExports, start = 64) {
+    super(k, start);
     epoch++;
-  }
-  /** Reserves room for `floats` 4-byte values (64-byte aligned); returns the byte offset. */
-  alloc(floats: number): number {
-    const off = this.top;
-    this.top = off + Math.ceil((4 * floats) / 64) * 64;
-    return off;
-  }
-  /** Grows the memory to hold everything reserved so far; call before creating views. */
-  commit(): void {
-    const need = this.top - this.k.memory.buffer.byteLength;
-    if (need > 0) this.k.memory.grow(Math.ceil(need / 65536));
-  }
-  f32(off: number, n: number): Float32Array {
-    return new Float32Array(this.k.memory.buffer, off, n);
-  }
-  i32(off: number, n: number): Int32Array {
-    return new Int32Array(this.k.memory.buffer, off, n);
   }
 }
 
