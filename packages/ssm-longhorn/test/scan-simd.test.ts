@@ -68,8 +68,10 @@ describe.each(TRANSITIONS)('SIMD scan %s', (kind) => {
     const g = scanBackward(inp32, saved, randomInputs(sh, 7, Float32Array).x);
     for (const a of [g.gx, g.gz, g.gk, g.gq, ...(g.gALog ? [g.gALog] : [])]) expect(a.every(Number.isFinite)).toBe(true);
   });
+});
 
-  it.runIf(kind !== 'mamba')('∂z_β stays accurate element by element as β → 1 (z up to 15), where ∂ε/∂z ≈ e^{−z}ε² is tiny', () => {
+describe.each(['longhorn-diag', 'longhorn-exact'] as const)('SIMD scan %s: the β gate', (kind) => {
+  it('∂z_β stays accurate element by element as β → 1 (z up to 15), where ∂ε/∂z ≈ e^{−z}ε² is tiny', () => {
     const sh: ScanShape = { batch: 1, seqLen: 20, dInner: 8, dState: 4 };
     const inp64 = randomInputs(sh, 8, Float64Array);
     for (let i = 0; i < inp64.z.length; i++) inp64.z[i] = 5 + (10 * i) / inp64.z.length;
