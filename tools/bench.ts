@@ -4,12 +4,13 @@
  * performance.md — at two sparsities: at init (ReLU/JumpReLU/Gated fire on about half the latents) and at a
  * trained-like L0 ≈ 32 (thresholds / biases set from each latent's pre-activation statistics; TopK: k = 32).
  *
- *   npx tsx tools/bench.ts [--arch topk] [--steps 3] [--sparsity init|trained|both] [--mode auto|sparse|dense]
+ *   npm run bench -- [--arch topk] [--steps 5] [--warmup 2] [--sparsity init|trained|both] [--mode auto|sparse|dense]
  *                          [--kernels wasm|ts] [--d-in 512] [--d-sae 4096] [--batch 4096] [--k 32]
  *
  * Prints tokens/s, the ratio to the PyTorch bar, GFLOP/s (executed, and "dense-equivalent": the FLOPs of the
  * PyTorch step, which does every product densely), % of the 157 GFLOP/s fp32 peak, peak RSS, RSS growth over the
- * timed steps, and the per-phase breakdown. Not a test: numbers depend on the machine and its load; compare
+ * timed steps, the growth of live (reachable after GC) memory over the timed steps with `node --expose-gc`, and the
+ * per-phase breakdown. Not a test: numbers depend on the machine and its load; compare
  * ratios measured in one run.
  */
 import os from 'node:os';
@@ -20,8 +21,8 @@ import { ARCHITECTURES, ARCH_NAMES } from '@saelab/harness';
 const { values } = parseArgs({
   options: {
     arch: { type: 'string', multiple: true },
-    steps: { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '1' },
+    steps: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
     'd-in': { type: 'string', default: '512' },
     'd-sae': { type: 'string', default: '4096' },
     batch: { type: 'string', default: '4096' },
@@ -31,6 +32,18 @@ const { values } = parseArgs({
     kernels: { type: 'string', default: 'wasm' },
   },
 });
+/**
+ * Bytes reachable after a full GC (JS heap + ArrayBuffers and native memory V8 knows of): the allocation-growth
+ * check, which RSS cannot be (V8 and the allocator keep freed pages). Needs `node --expose-gc` (npm run bench).
+ */
+function liveBytes(): number | null {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return null;
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
 const dIn = Number(values['d-in']);
 const dSae = Number(values['d-sae']);
 const batch = Number(values.batch);
@@ -50,7 +63,7 @@ console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length} cores, load 
 console.log(`GEMM engine ${engine.name}; sparse mode ${mode}, kernels ${kernels}`);
 console.log(`shape: d_in ${dIn}, d_sae ${dSae}, batch ${batch}; ${warmup} warm-up + ${steps} timed steps\n`);
 console.log(
-  'arch      sparsity     L0  tokens/s  ms/step  vs PyTorch  GFLOP/s exec (% peak)  dense-eq  RSS MiB (+growth)  phases ms: encode decode backward optimiser stats',
+  'arch      sparsity     L0  tokens/s  ms/step  vs PyTorch  GFLOP/s exec (% peak)  dense-eq  RSS MiB (+growth)  live Δ MiB  phases ms: encode decode backward optimiser stats',
 );
 
 const rng = new Rng(0);
@@ -106,6 +119,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const trainer = new SaeTrainer(arch, cfg, params, options, ctx);
     for (let i = 0; i < warmup; i++) await trainer.trainStep(x);
     workspace.timer.reset();
+    const live0 = liveBytes();
     const rss0 = process.memoryUsage().rss;
     let peak = rss0;
     let l0 = 0;
@@ -116,6 +130,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     }
     const ms = (performance.now() - t0) / steps;
     const growth = process.memoryUsage().rss - rss0;
+    const liveGrowth = live0 === null ? null : liveBytes()! - live0;
     const tps = (batch / ms) * 1000;
     const gemm = 2 * batch * dIn * dSae;
     const sparse = l0 <= workspace.maxSparseDensity * dSae && mode !== 'dense';
@@ -129,6 +144,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
       `${name.padEnd(9)} ${sparsity.padEnd(8)} ${l0.toFixed(0).padStart(6)} ${tps.toFixed(0).padStart(9)} ${ms.toFixed(0).padStart(8)}` +
         `  ${(tps / PYTORCH_TOKENS_PER_S[name]!).toFixed(2).padStart(8)}×  ${gflops.toFixed(1).padStart(8)} (${((100 * gflops) / PEAK_GFLOPS).toFixed(0).padStart(3)}%)` +
         `  ${denseEq.toFixed(0).padStart(14)}  ${(peak / 2 ** 20).toFixed(0).padStart(7)} (${(growth / 2 ** 20 >= 0 ? '+' : '') + (growth / 2 ** 20).toFixed(0)})` +
+        `  ${liveGrowth === null ? '   n/a' : ((liveGrowth / 2 ** 20 >= 0 ? '+' : '') + (liveGrowth / 2 ** 20).toFixed(1)).padStart(6)}` +
         `          ${phase('encode')} ${phase('decode')} ${phase('backward')} ${phase('optimiser')} ${phase('stats')}`,
     );
   }

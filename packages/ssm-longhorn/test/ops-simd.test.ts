@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Rng, jsEngine } from '@saelab/core';
 import { IGNORE, LonghornLM, TRANSITIONS, causalConvBackward, causalConvForward, crossEntropy, nextTokenTargets, setSimdKernels, sigmoid } from '../src/index.js';
-import { convSiluBackwardSimd, convSiluForwardSimd, gateBackwardSimd, gateForwardSimd, simdOpsAvailable } from '../src/ops-simd.js';
+import { convSiluBackwardSimd, convSiluForwardSimd, gateBackwardSimd, gateForwardSimd, simdEpoch, simdOpsAvailable, simdScratch } from '../src/ops-simd.js';
 import { maxRelErr } from './scan-reference.js';
 
 /**
@@ -121,5 +121,22 @@ describe.each(TRANSITIONS)('LM training step (%s): SIMD path = TypeScript path',
     for (const [name, g] of Object.entries(ref.grads)) {
       expect(maxRelErr(fast.grads[name]!.data, g.data), name).toBeLessThan(2e-4);
     }
+  });
+});
+
+describe('simdScratch', () => {
+  it('grows the module memory for a view larger than it, with headroom that later small kernels use without detaching it', () => {
+    const first = simdScratch(16);
+    const floats = first.buffer.byteLength / 4 + (1 << 20); // more than the whole memory holds now
+    const view = simdScratch(floats);
+    expect(view.length).toBe(floats);
+    expect(view.buffer.byteLength).toBeGreaterThanOrEqual(4 * floats + 4 * (1 << 18));
+    view.fill(1.5);
+    expect(view[floats - 1]).toBe(1.5);
+    const epoch = simdEpoch();
+    crossEntropy(Float32Array.from({ length: 8 * 12 }, (_, i) => i % 7), Int32Array.from({ length: 8 }, (_, i) => i % 12), 12, false);
+    expect(simdEpoch()).toBeGreaterThan(epoch); // a kernel ran …
+    expect(view.buffer.byteLength).toBeGreaterThan(0); // … and the view is still attached
+    expect(view[floats - 1]).toBe(1.5);
   });
 });

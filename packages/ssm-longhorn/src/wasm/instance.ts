@@ -70,8 +70,8 @@ export function simdScratch(floats: number, headroomFloats = 1 << 18): Float32Ar
   const k = simdKernels();
   if (!k) throw new Error('simdScratch: WebAssembly SIMD kernels are unavailable');
   const a = new Arena(k);
-  const off = a.alloc(floats);
-  a.alloc(headroomFloats); // room for a kernel's small operands above the view without growing (which would detach it)
+  const off = a.allocFloats(floats);
+  a.allocFloats(headroomFloats); // room for a kernel's small operands above the view without growing (which would detach it)
   a.commit();
   return a.f32(off, floats);
 }
