@@ -37,9 +37,26 @@ export interface TopKResult {
   product: Tensor | null;
 }
 
+/** Shapes of a causal grouped-query attention (see GemmEngine.causalAttention). */
+export interface AttentionShape {
+  batch: number;
+  seqLen: number;
+  heads: number;
+  /** Key/value heads; query head h reads kv head ⌊h / (heads / kvHeads)⌋. */
+  kvHeads: number;
+  headSize: number;
+}
+
 export interface GemmEngine {
   readonly name: string;
   gemm(a: Tensor, b: Tensor, opts?: GemmOptions): Promise<Tensor>;
+  /**
+   * Optional fused kernel: causal grouped-query attention softmax(q·kᵀ/√hs + causal mask)·v for every sequence and
+   * head, q as [batch, seqLen, heads, headSize], k and v as [batch, seqLen, kvHeads, headSize] (row-major, i.e. the
+   * rows of x·Wqᵀ, x·Wkᵀ, x·Wvᵀ); returns [batch, seqLen, heads, headSize]. Engines without it leave it undefined;
+   * callers keep their own loop (the reference).
+   */
+  causalAttention?(q: Float32Array, k: Float32Array, v: Float32Array, shape: AttentionShape): Promise<Float32Array>;
   /**
    * Optional fused kernel: per-row top-k of a·b + bias without handing the full product back to JS (a [4096, 4096]
    * product is 64 MiB). Engines without it leave it undefined; callers fall back to gemm + a JS top-k.
@@ -179,9 +196,57 @@ export function buildAffineTopKModel(): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }
 
+/**
+ * ONNX graph of causal grouped-query attention. The kvMul = heads / kvHeads query heads sharing a kv head are
+ * contiguous, so Q as [B, KV, kvMul·T, hs] against K as [B, KV, T, hs] is one batched MatMul per kv head — no copy of
+ * K or V per query head; the [kvMul·T, T] mask input (0 on and below the diagonal of each T × T block, −∞ above)
+ * makes it causal. Inputs Q [B, T, H, hs], K, V [B, T, KV, hs], mask, scale [1], and the two reshape targets;
+ * output O [B, T, H, hs].
+ */
+export function buildCausalAttentionModel(): Uint8Array {
+  const f32 = onnx.TensorProto.DataType.FLOAT;
+  const i64 = onnx.TensorProto.DataType.INT64;
+  const vi = (name: string, elemType: number, dims: string[]) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const perm = (p: number[]) => [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: p })];
+  const node = (opType: string, input: string[], output: string, attribute: ReturnType<typeof perm> = []) =>
+    onnx.NodeProto.create({ opType, input, output: [output], attribute });
+  const graph = onnx.GraphProto.create({
+    name: 'causal_attention',
+    node: [
+      node('Transpose', ['Q'], 'Qt', perm([0, 2, 1, 3])), // [B, H, T, hs]
+      node('Reshape', ['Qt', 'groupShape'], 'Qg'), // [B, KV, kvMul·T, hs]
+      node('Transpose', ['K'], 'Kt', perm([0, 2, 3, 1])), // [B, KV, hs, T]
+      node('Transpose', ['V'], 'Vt', perm([0, 2, 1, 3])), // [B, KV, T, hs]
+      node('MatMul', ['Qg', 'Kt'], 'S'),
+      node('Mul', ['S', 'scale'], 'Ss'),
+      node('Add', ['Ss', 'mask'], 'Sm'),
+      onnx.NodeProto.create({ opType: 'Softmax', input: ['Sm'], output: ['P'], attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 })] }),
+      node('MatMul', ['P', 'Vt'], 'Og'), // [B, KV, kvMul·T, hs]
+      node('Reshape', ['Og', 'headShape'], 'Oh'), // [B, H, T, hs]
+      node('Transpose', ['Oh'], 'O', perm([0, 2, 1, 3])), // [B, T, H, hs]
+    ],
+    input: [
+      vi('Q', f32, ['B', 'T', 'H', 'hs']), vi('K', f32, ['B', 'T', 'KV', 'hs']), vi('V', f32, ['B', 'T', 'KV', 'hs']),
+      vi('mask', f32, ['GT', 'T']), vi('scale', f32, ['one']), vi('groupShape', i64, ['four']), vi('headShape', i64, ['four']),
+    ],
+    output: [vi('O', f32, ['B', 'T', 'H', 'hs'])],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The [kvMul·T, T] additive causal mask of `buildCausalAttentionModel`: row r is query position r mod T. */
+function causalMask(seqLen: number, kvMul: number): Float32Array {
+  const m = new Float32Array(kvMul * seqLen * seqLen);
+  for (let r = 0; r < kvMul * seqLen; r++) m.fill(-Infinity, r * seqLen + (r % seqLen) + 1, (r + 1) * seqLen);
+  return m;
+}
+
 /** onnxruntime-node engine: one cached session per (transA, transB, alpha, beta, hasC). */
 export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
   const sessions = new Map<string, Promise<ort.InferenceSession>>();
+  const masks = new Map<string, Float32Array>();
   const threads = options.threads ?? 0; // 0 = ORT default (all cores)
   const small = options.smallThreshold ?? 32 * 32 * 32;
   const session = (key: string, make: () => Uint8Array) => {
@@ -222,6 +287,28 @@ export function createOrtEngine(options: OrtEngineOptions = {}): GemmEngine {
       }
       const out = await s.run(feeds);
       return { data: out.C!.data as Float32Array, shape: [m, n] };
+    },
+    async causalAttention(q, k, v, sh) {
+      const { batch: B, seqLen: T, heads: H, kvHeads: KV, headSize: hs } = sh;
+      if (H % KV !== 0) throw new Error(`causalAttention: ${H} heads are not a multiple of ${KV} kv heads`);
+      if (q.length !== B * T * H * hs || k.length !== B * T * KV * hs || v.length !== k.length) {
+        throw new Error(`causalAttention: q/k/v have ${q.length}/${k.length}/${v.length} floats, expected ${B * T * H * hs}/${B * T * KV * hs}/${B * T * KV * hs}`);
+      }
+      const kvMul = H / KV;
+      const s = await session('causal-attention', buildCausalAttentionModel);
+      let mask = masks.get(`${T}x${kvMul}`);
+      if (!mask) masks.set(`${T}x${kvMul}`, (mask = causalMask(T, kvMul)));
+      const i64 = (xs: number[]) => new ort.Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [xs.length]);
+      const out = await s.run({
+        Q: new ort.Tensor('float32', q, [B, T, H, hs]),
+        K: new ort.Tensor('float32', k, [B, T, KV, hs]),
+        V: new ort.Tensor('float32', v, [B, T, KV, hs]),
+        mask: new ort.Tensor('float32', mask, [kvMul * T, T]),
+        scale: new ort.Tensor('float32', Float32Array.of(1 / Math.sqrt(hs)), [1]),
+        groupShape: i64([B, KV, kvMul * T, hs]),
+        headShape: i64([B, H, T, hs]),
+      });
+      return out.O!.data as Float32Array;
     },
     async affineTopK(a, b, bias, k, keepProduct) {
       const { m, n } = gemmDims(a, b, { bias });

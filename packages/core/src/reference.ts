@@ -82,3 +82,34 @@ export function finiteDifferences(
   }
   return out;
 }
+
+/**
+ * Causal grouped-query attention, one (sequence, head, query) at a time: out[b, t, h] = Σ_{s ≤ t} softmax_s(q·k_s/√hs)
+ * v_s with kv head ⌊h / (heads / kvHeads)⌋; q [B, T, H, hs], k and v [B, T, KV, hs] row-major.
+ */
+export function causalAttention64(
+  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
+  sh: { batch: number; seqLen: number; heads: number; kvHeads: number; headSize: number },
+): Float64Array {
+  const { batch: B, seqLen: T, heads: H, kvHeads: KV, headSize: hs } = sh;
+  const out = new Float64Array(B * T * H * hs);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / KV));
+      for (let t = 0; t < T; t++) {
+        const qo = ((b * T + t) * H + h) * hs;
+        const scores: number[] = [];
+        for (let s = 0; s <= t; s++) {
+          let dot = 0;
+          for (let i = 0; i < hs; i++) dot += q[qo + i]! * k[((b * T + s) * KV + g) * hs + i]!;
+          scores.push(dot / Math.sqrt(hs));
+        }
+        const max = Math.max(...scores);
+        const w = scores.map((x) => Math.exp(x - max));
+        const z = w.reduce((a, c) => a + c, 0);
+        for (let s = 0; s <= t; s++)
+          for (let i = 0; i < hs; i++) out[qo + i] += (w[s]! / z) * v[((b * T + s) * KV + g) * hs + i]!;
+      }
+    }
+  return out;
+}

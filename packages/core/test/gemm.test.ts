@@ -68,3 +68,37 @@ describe('onnxruntime fused affine + top-k', () => {
     expect((await engine.affineTopK!(a, b, bias, k, false)).product).toBeNull();
   });
 });
+
+describe('onnxruntime causal grouped-query attention', () => {
+  it('matches the float64 reference (GQA 4 heads over 2 kv heads, odd T, several sequences)', async () => {
+    const { causalAttention64 } = await import('../src/reference.js');
+    const engine = createOrtEngine();
+    for (const sh of [
+      { batch: 3, seqLen: 7, heads: 4, kvHeads: 2, headSize: 8 },
+      { batch: 1, seqLen: 5, heads: 3, kvHeads: 3, headSize: 4 },
+      { batch: 2, seqLen: 1, heads: 2, kvHeads: 1, headSize: 2 },
+    ]) {
+      const rng = new Rng(sh.seqLen);
+      const q = rng.fillNormal(new Float32Array(sh.batch * sh.seqLen * sh.heads * sh.headSize), 2);
+      const k = rng.fillNormal(new Float32Array(sh.batch * sh.seqLen * sh.kvHeads * sh.headSize), 2);
+      const v = rng.fillNormal(new Float32Array(k.length));
+      const out = await engine.causalAttention!(q, k, v, sh);
+      expect(out.length).toBe(q.length);
+      expect(maxRelError(out, causalAttention64(q, k, v, sh)), JSON.stringify(sh)).toBeLessThan(1e-5);
+    }
+    // Causal: changing the last position's key and value leaves every earlier output unchanged.
+    const sh = { batch: 1, seqLen: 6, heads: 2, kvHeads: 1, headSize: 4 };
+    const rng = new Rng(9);
+    const q = rng.fillNormal(new Float32Array(6 * 2 * 4));
+    const k = rng.fillNormal(new Float32Array(6 * 4));
+    const v = rng.fillNormal(new Float32Array(6 * 4));
+    const a = await engine.causalAttention!(q, k, v, sh);
+    k.fill(5, 5 * 4);
+    v.fill(-5, 5 * 4);
+    const b = await engine.causalAttention!(q, k, v, sh);
+    expect(b.subarray(0, 5 * 2 * 4)).toEqual(a.subarray(0, 5 * 2 * 4));
+    expect(b.subarray(5 * 2 * 4)).not.toEqual(a.subarray(5 * 2 * 4));
+    await expect(engine.causalAttention!(q, k, v, { ...sh, heads: 3, kvHeads: 2 })).rejects.toThrow(/not a multiple/);
+    await expect(engine.causalAttention!(q, k, v, { ...sh, seqLen: 5 })).rejects.toThrow(/expected 40\/20\/20/);
+  });
+});

@@ -280,7 +280,6 @@ export class Llama2cModel implements HookableLM {
     const { dim } = c;
     const hs = headSize(c);
     const kv = kvDim(c);
-    const kvMul = c.nHeads / c.nKvHeads;
     const q = await this.linear(xn, N, L.wq, dim, dim);
     const k = await this.linear(xn, N, L.wk, dim, kv);
     const v = await this.linear(xn, N, L.wv, dim, kv);
@@ -289,6 +288,22 @@ export class Llama2cModel implements HookableLM {
       rope(q, i * dim, dim, hs, pos, this.rot.cos, this.rot.sin);
       rope(k, i * kv, kv, hs, pos, this.rot.cos, this.rot.sin);
     }
+    const e = await this.gemm();
+    const fused = e.causalAttention && (await e.causalAttention(q, k, v, { batch: B, seqLen: T, heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs }));
+    return this.linear(fused || this.attentionLoop(q, k, v, B, T), N, L.wo, dim, dim);
+  }
+
+  /**
+   * softmax(qkᵀ/√hs)·v by loops in float64: the reference for engines without a fused `causalAttention` (and what the
+   * ONNX Runtime graph is tested against).
+   */
+  private attentionLoop(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number): Float32Array {
+    const c = this.config;
+    const N = B * T;
+    const { dim } = c;
+    const hs = headSize(c);
+    const kv = kvDim(c);
+    const kvMul = c.nHeads / c.nKvHeads;
     const out = new Float32Array(N * dim);
     const att = new Float64Array(T);
     const acc = new Float64Array(hs);
@@ -330,6 +345,6 @@ export class Llama2cModel implements HookableLM {
         }
       }
     }
-    return this.linear(out, N, L.wo, dim, dim);
+    return out;
   }
 }
