@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type TextTokenizer, gpt2Tokenizer, harvest, loadCorpora, openSource } from '@saelab/activations';
+import { type TextTokenizer, gpt2Tokenizer, harvest, loadCorpora } from '@saelab/activations';
+import { openLanguageModel } from '@saelab/harness';
 import type { HookableLM } from '@saelab/core';
 import { LonghornLM, buildVocab, restrictTokenizer } from '@saelab/ssm-longhorn';
 
@@ -81,8 +82,7 @@ if (values.source !== 'longhorn') {
   if (!existsSync(stories)) console.log(`| stories260K | - | skipped: ${stories} not found |`);
   else {
     const src = `llama2c:${stories}`;
-    const o = await openSource({ source: src, site: '', tokens: 1, out: '', corpus: 'sotu+brown', split: 'train', contextLength: 128, batchSize: 16, dtype: 'float32', shardRows: 1 << 17 });
-    await bench('stories260K (llama2.c)', src, 'blocks.2.hook_resid_post', o);
+    await bench('stories260K (llama2.c)', src, 'blocks.2.hook_resid_post', await openLanguageModel(src));
   }
 }
 if (values.source !== 'stories') {

@@ -2,14 +2,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Rng, jsEngine, zeros } from '@saelab/core';
+import { Rng, type Tensor, jsEngine, zeros } from '@saelab/core';
 import { encodeLlama2cCheckpoint, randomLlama2cCheckpoint } from '../src/llama2c/checkpoint.js';
 import { Llama2cModel } from '../src/llama2c/model.js';
 import { corpusWindows, harvest } from '../src/harvest.js';
 import { openActivationStore, readManifest } from '../src/store.js';
 import { loadCorpora } from '../src/corpora.js';
 import { createTokenizer } from '../src/tokenizers.js';
-import { spliceCrossEntropy } from '../src/splice.js';
+import { spliceCrossEntropy, spliceCrossEntropyWindows } from '../src/splice.js';
 import { buildTinyOnnxLm, haveStories, smallTokenizer, stories } from './helpers.js';
 
 /** A random llama2.c checkpoint plus a self-built tokenizer, written to a temp folder. */
@@ -108,6 +108,25 @@ describe('spliceCrossEntropy', () => {
     expect(zero.ceSpliced).toBe(zero.ceZero);
     expect(zero.ceZero).not.toBe(zero.ceClean);
     await expect(spliceCrossEntropy(lm, tokens, 2, 16, site, () => zeros([1, 8]))).rejects.toThrow(/expected \[30, 8\]/);
+  });
+
+  it('over windows: per-token means of per-window runs, whatever the batching (partial last batch), and a cached baseline changes nothing', async () => {
+    const n = 7;
+    const many = Int32Array.from({ length: n * 16 }, (_, i) => (i % 16 === 0 ? 1 : 3 + rng.int(lm.info.vocabSize - 3)));
+    const noisy = (x: Tensor) => ({ data: x.data.map((v) => 0.7 * v + 0.1), shape: x.shape }); // row-wise, so batching cannot matter
+    const one = await Promise.all(
+      Array.from({ length: n }, (_, w) => spliceCrossEntropy(lm, many.subarray(w * 16, (w + 1) * 16), 1, 16, site, noisy)),
+    );
+    const mean = (k: 'ceClean' | 'ceSpliced' | 'ceZero') => one.reduce((s, r) => s + r[k], 0) / n;
+    const baselines = new Map();
+    for (const batchWindows of [3, 7, 3]) {
+      const r = await spliceCrossEntropyWindows(lm, { tokens: many, batch: n, seqLen: 16 }, site, noisy, { batchWindows, baselines });
+      expect(r.windows).toBe(n);
+      expect(r.tokens).toBe(n * 15);
+      for (const k of ['ceClean', 'ceSpliced', 'ceZero'] as const) expect(r[k], `${k} (batches of ${batchWindows})`).toBeCloseTo(mean(k), 5);
+    }
+    expect([...baselines.keys()]).toEqual([`${site}|7x16|3`, `${site}|7x16|7`]); // the second batches-of-3 call reused the first's
+    await expect(spliceCrossEntropyWindows(lm, { tokens: many, batch: 0, seqLen: 16 }, site, noisy)).rejects.toThrow(/no windows/);
   });
 
   it.skipIf(!haveStories)('on stories260K, a noisy reconstruction costs loss and recovers less than all of it', async () => {

@@ -101,7 +101,7 @@ export function buildProgram(): Command {
             rows.push(
               [`CE clean / SAE / zero`, `${lm.ceClean.toFixed(4)} / ${lm.ceSpliced.toFixed(4)} / ${lm.ceZero.toFixed(4)} nats (${lm.site}, ${lm.tokens} tokens)`],
               ['ΔLM loss', `${lm.deltaLoss.toFixed(4)} nats/token`],
-              ['CE recovered', String(lm.ceRecovered?.toFixed(4))],
+              ['CE recovered', lm.ceRecovered === null ? 'n/a (CE_zero = CE_clean: zero-ablating the site costs nothing)' : lm.ceRecovered.toFixed(4)],
             );
           }
           for (const [k, v] of rows) process.stdout.write(`${k.padEnd(26)} ${v}\n`);

@@ -1,5 +1,5 @@
 /** Metrics of a trained SAE on held-out activations, in raw activation space (metrics-and-sweeps.md). */
-import { spliceCrossEntropyWindows } from '@saelab/activations';
+import { type SpliceBaseline, spliceCrossEntropyWindows } from '@saelab/activations';
 import { type GemmEngine, type HookableLM, MetricsAccumulator, type MetricsSummary, type RowSource, type Tensor, ceRecovered, defaultEngine, deltaLmLoss, iterateRows } from '@saelab/core';
 import type { LoadedSae } from './sae-folder.js';
 
@@ -40,21 +40,21 @@ export interface LmFidelity {
 
 /**
  * Splices x̂ = decode(encode(x)) in at `site` on `windows` ([batch, seqLen] token windows, BOS first) and compares
- * the LM's cross-entropy with the clean and zero-ablated runs.
+ * the LM's cross-entropy with the clean and zero-ablated runs (`baselines`: see `spliceCrossEntropyWindows`).
  */
 export async function lmFidelity(
   lm: HookableLM,
   windows: { tokens: Int32Array; batch: number; seqLen: number },
   site: string,
   sae: Pick<LoadedSae, 'arch' | 'cfg' | 'params'>,
-  opts: { batchWindows?: number; engine?: GemmEngine } = {},
+  opts: { batchWindows?: number; engine?: GemmEngine; baselines?: Map<string, SpliceBaseline> } = {},
 ): Promise<LmFidelity> {
   const d = lm.siteDim(site);
   if (d !== sae.cfg.dIn) throw new Error(`the LM's ${site} has d = ${d} but the SAE's d_in is ${sae.cfg.dIn}`);
   const engine = opts.engine ?? (await defaultEngine());
   const reconstruct = async (x: Tensor) =>
     sae.arch.decode(sae.params, await sae.arch.encode(sae.params, x, sae.cfg, { engine }), sae.cfg, { engine });
-  const r = await spliceCrossEntropyWindows(lm, windows, site, reconstruct, opts.batchWindows ?? 16);
+  const r = await spliceCrossEntropyWindows(lm, windows, site, reconstruct, opts);
   return {
     ceClean: r.ceClean,
     ceSpliced: r.ceSpliced,

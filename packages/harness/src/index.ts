@@ -6,3 +6,4 @@ export * from './train.js';
 export * from './codec.js';
 export { buildProgram, main } from './cli.js';
 export * from './sweep/index.js';
+export * from './lm-sources.js';

@@ -31,7 +31,7 @@ for (const l1Penalty of ['decoder-norm-weighted', 'plain'] as const) {
     cfg,
     reference: { encode: (p, x, r) => encode64(p, x, r, cfg), loss: (p, x, r, l) => loss64(p, x, r, l, cfg) },
     smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
-    initDecoderNorm: cfg.l1Penalty === 'plain' ? 1 : cfg.decoderInitNorm,
+    initDecoderNorm: l1Penalty === 'plain' ? 1 : 0.1, // sae.md: the April recipe's 0.1; unit rows with the plain L1
   });
 }
 const noBDec: ReluConfig = { dIn: 5, dSae: 7, applyBDecToInput: false, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 };

@@ -85,9 +85,8 @@ export function simdScanBackward(
   a.f32(pq!, rows * n).set(q);
   a.f32(pgy!, rows * d).set(gy);
   a.f32(pck!, nCk).set(checkpoints);
-  wasm.scan_bwd(kindId, B, L, d, n, chunk, px!, pc!, pk!, pq!, pgy!, pck!, pbuf!, pG!, pkv!, pacc!, pgx!, pgz!, pgk!, pgq!, pA!, pgA!);
+  wasm.scan_bwd(kindId, B, L, d, n, chunk, px!, pc!, pk!, pq!, pgy!, pck!, pbuf!, pG!, pkv!, pacc!, pgx!, pgz!, pgk!, pgq!, pA!, pgA!, pz!);
   if (mamba) wasm.mul_sigmoid(rows * d, pgz!, pz!); // the kernel leaves ∂Δ in gz: ∂z = ∂Δ σ(z)
-  else wasm.longhorn_dz(rows, d, n, pgz!, pz!, pk!); // … and ∂ε · ε: ∂z = ∂ε ε / (1 + (1 + ‖k‖²) e^{z})
   const out = {
     gx: a.f32(pgx!, rows * d).slice(),
     gz: a.f32(pgz!, rows * d).slice(),

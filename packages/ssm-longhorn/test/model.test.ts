@@ -13,9 +13,12 @@ function randomTokens(n: number, V: number, seed: number): Int32Array {
 }
 
 /** Perturb parameters so that gradients are generic (D = 1, zero biases and unit norms are special points). */
-function jitter(p: Params, seed: number, scale: number): void {
+function jitter(p: Params, seed: number, scale: number | ((name: string) => number)): void {
   const rng = new Rng(seed);
-  for (const t of Object.values(p)) for (let i = 0; i < t.data.length; i++) t.data[i]! += scale * rng.normal();
+  for (const [name, t] of Object.entries(p)) {
+    const s = typeof scale === 'number' ? scale : scale(name);
+    for (let i = 0; i < t.data.length; i++) t.data[i]! += s * rng.normal();
+  }
 }
 
 describe.each(TRANSITIONS)('LonghornLM (%s)', (variant) => {
@@ -30,43 +33,53 @@ describe.each(TRANSITIONS)('LonghornLM (%s)', (variant) => {
   });
 
   /**
-   * One directional derivative per parameter tensor, along that tensor's own gradient (the direction of largest
-   * change, so the check is never vacuous), with the Δ / β path (x_proj, dt_*, A_log) perturbed further from init:
-   * near init its gradients are ~1e-5, below what float32 central differences can resolve.
+   * Directional derivatives along the gradient itself (the direction of largest change, so a check is never
+   * vacuous), one per parameter tensor and one per block of a packed tensor — in_proj's [x; z] rows and x_proj's
+   * [δ; k; q] rows — so a block whose gradient went missing fails the non-vanishing check instead of hiding in the
+   * rest. The Δ / β path (x_proj, dt_*) is perturbed further from init: near init its gradients are ~1e-5, below what
+   * float32 central differences resolve.
    */
-  it.each([true, false])('backward matches central finite differences for every parameter tensor, none vanishing (SIMD kernels: %s)', async (simd) => {
+  it.each([true, false])('backward matches central finite differences for every parameter tensor and packed block, none vanishing (SIMD kernels: %s)', async (simd) => {
     setSimdKernels(simd);
     onTestFinished(() => setSimdKernels(true));
-    const lm = LonghornLM.create(tiny(variant), 1, jsEngine);
-    const rng0 = new Rng(2);
-    for (const [name, t] of Object.entries(lm.params)) {
-      // Mamba's Δ starts in [1e-3, 1e-1], where ∂loss/∂A_log ∝ Δ vanishes: centre it near softplus(0) ≈ 0.7.
-      if (name.endsWith('dt_proj.bias')) t.data.fill(0);
-      const scale = /x_proj|dt_/.test(name) ? 1 : 0.1;
-      for (let i = 0; i < t.data.length; i++) t.data[i]! += scale * rng0.normal();
-    }
+    const cfg = parseConfig(tiny(variant));
+    const lm = LonghornLM.create(cfg, 1, jsEngine);
+    // Mamba's Δ starts in [1e-3, 1e-1], where ∂loss/∂A_log ∝ Δ vanishes: centre it near softplus(0) ≈ 0.7.
+    for (const [name, t] of Object.entries(lm.params)) if (name.endsWith('dt_proj.bias')) t.data.fill(0);
+    jitter(lm.params, 2, (name) => (/x_proj|dt_/.test(name) ? 1 : 0.1));
     const B = 2;
     const L = 7;
     const tokens = randomTokens(B * L, 11, 3);
     const targets = nextTokenTargets(tokens, B, L);
     const { grads } = await lm.lossAndGrad(tokens, targets, B, L);
     const lossAt = async () => (await lm.lossAndGrad(tokens, targets, B, L)).loss;
+    const dInner = cfg.expand * cfg.dModel;
+    /** Row blocks of the packed tensors (sizes in rows), else the whole tensor. */
+    const blocks = (name: string, rows: number): number[] =>
+      name.endsWith('in_proj.weight') ? [dInner, dInner] : name.endsWith('x_proj.weight') ? [cfg.dtRank, cfg.dState, cfg.dState] : [rows];
     for (const [name, p] of Object.entries(lm.params)) {
-      const g = grads[name]!.data;
-      const analytic = Math.hypot(...g); // = ∇·v for v = g / ‖g‖
-      expect(analytic, `${name}: gradient too small to check`).toBeGreaterThan(2e-4);
-      const h = 1e-2;
-      const base = p.data.slice();
-      const shift = (s: number) => {
-        for (let i = 0; i < g.length; i++) p.data[i] = base[i]! + (s * g[i]!) / analytic;
-      };
-      shift(h);
-      const up = await lossAt();
-      shift(-h);
-      const down = await lossAt();
-      p.data.set(base);
-      const fd = (up - down) / (2 * h);
-      expect(Math.abs(fd - analytic), `${name}: fd ${fd} vs analytic ${analytic}`).toBeLessThan(2e-2 * analytic + 2e-5);
+      const rowLen = p.data.length / p.shape[0]!;
+      let row0 = 0;
+      for (const rows of blocks(name, p.shape[0]!)) {
+        const [from, to] = [row0 * rowLen, (row0 + rows) * rowLen];
+        row0 += rows;
+        const what = `${name} rows [${from / rowLen}, ${to / rowLen})`;
+        const g = grads[name]!.data.subarray(from, to);
+        const analytic = Math.hypot(...g); // = ∇·v for v = g / ‖g‖
+        expect(analytic, `${what}: gradient too small to check`).toBeGreaterThan(2e-4);
+        const h = 1e-2;
+        const base = p.data.slice();
+        const shift = (s: number) => {
+          for (let i = 0; i < g.length; i++) p.data[from + i] = base[from + i]! + (s * g[i]!) / analytic;
+        };
+        shift(h);
+        const up = await lossAt();
+        shift(-h);
+        const down = await lossAt();
+        p.data.set(base);
+        const fd = (up - down) / (2 * h);
+        expect(Math.abs(fd - analytic), `${what}: fd ${fd} vs analytic ${analytic}`).toBeLessThan(2e-2 * analytic + 2e-5);
+      }
     }
   });
 

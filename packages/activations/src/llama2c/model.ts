@@ -293,10 +293,7 @@ export class Llama2cModel implements HookableLM {
     return this.linear(fused || this.attentionLoop(q, k, v, B, T), N, L.wo, dim, dim);
   }
 
-  /**
-   * softmax(qkᵀ/√hs)·v by loops in float64: the reference for engines without a fused `causalAttention` (and what the
-   * ONNX Runtime graph is tested against).
-   */
+  /** softmax(qkᵀ/√hs)·v by loops, accumulated in float64: the path for engines without a fused `causalAttention`. */
   private attentionLoop(q: Float32Array, k: Float32Array, v: Float32Array, B: number, T: number): Float32Array {
     const c = this.config;
     const N = B * T;

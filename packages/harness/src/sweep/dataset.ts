@@ -19,8 +19,9 @@ import type { SweepConfig } from './config.js';
 import { type OpenedLm, middleResidSite, openSweepLm } from './lm.js';
 import { encodeStream, shuffledDocuments } from './tokens.js';
 
-// 2: BOS rows dropped at every position (llama2.c document separators), not only at window starts.
-const DATA_VERSION = 2;
+const DATA_VERSION = 1;
+/** Version of harvested sweep data. 2: BOS rows dropped at every position (llama2.c separators), not only at window starts. */
+const HARVEST_VERSION = 2;
 
 export interface EvalWindows {
   /** [windows, seqLen] row-major. */
@@ -110,7 +111,7 @@ async function harvestFromLm(c: SweepConfig, cacheDir: string, log: (s: string) 
   const site = c.site ?? middleResidSite(lm.lm.info.nLayers);
   if (!lm.lm.sites().includes(site)) throw new Error(`site '${site}' is not one of the model's sites (${lm.lm.sites().join(', ')})`);
   const d = lm.lm.siteDim(site);
-  const key = { v: DATA_VERSION, lm: lm.fingerprint, site, data: c.data };
+  const key = { v: HARVEST_VERSION, lm: lm.fingerprint, site, data: c.data };
   const dir = join(cacheDir, 'data', hashOf(key));
   if (!existsSync(join(dir, 'meta.json'))) {
     await mkdir(dir, { recursive: true });
@@ -221,8 +222,8 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
   bar?.start(nTrain + nEval, 0, { tps: '-' });
   const t0 = performance.now();
   const tick = (offset: number) => (w: number) => bar?.update(offset + w, { tps: Math.round(((offset + w) * T) / ((performance.now() - t0) / 1000)) });
-  const write = async (name: string, windows: number, stream: Int32Array, offset: number) => {
-    const writer = await NpyRowWriter.create(join(dir, name), harvestRows(stream, windows, body, bos), d);
+  const write = async (name: string, windows: number, rows: number, stream: Int32Array, offset: number) => {
+    const writer = await NpyRowWriter.create(join(dir, name), rows, d);
     try {
       const toks = await harvestWindows(lm, site, stream, T, windows, c.data.batch, (rows) => writer.append(rows), tick(offset));
       await writer.close();
@@ -233,12 +234,12 @@ async function harvestInto(dir: string, c: SweepConfig, lm: OpenedLm, site: stri
     }
   };
   try {
-    await write('train.npy', nTrain, trainStream, 0);
-    const evalTokens = await write('eval.npy', nEval, evalStream, nTrain);
+    await write('train.npy', nTrain, trainRows, trainStream, 0);
+    const evalTokens = await write('eval.npy', nEval, evalRows, evalStream, nTrain);
     bar?.stop();
     await writeFileAtomic(join(dir, 'eval-tokens.json'), JSON.stringify(Array.from(evalTokens)));
     const fingerprint = hashOf({
-      v: DATA_VERSION,
+      v: HARVEST_VERSION,
       train: await fileFingerprint(join(dir, 'train.npy')),
       eval: await fileFingerprint(join(dir, 'eval.npy')),
       tokens: hashOf(Array.from(evalTokens)),

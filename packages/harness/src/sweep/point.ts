@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
+import type { SpliceBaseline } from '@saelab/activations';
 import { type GemmEngine, type MetricsSummary, defaultEngine, defaultSparsityFor, writeFileAtomic } from '@saelab/core';
 import { type ActivationInput, rowRange } from '../data.js';
 import { type LmFidelity, evaluateSae, lmFidelity, metricsJson } from '../evaluate.js';
@@ -124,10 +125,11 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   let r = await full(saeDir, value);
   if (r.interrupted) throw new SweepInterrupted(p.id);
 
-  // Refinement: short calibration runs can land off; one full-length correction along the fitted slope. Like
-  // calibration, it measures L0 on a tail of the training rows, never on the held-out rows of the metrics.
+  // Refinement: short calibration runs can land off; one full-length correction along the fitted slope. It
+  // measures L0 on a tail of the training rows (which the full run also trained on; L0 barely depends on that),
+  // never on the held-out rows of the metrics.
   const refined: CalibrationProbe[] = [];
-  if (calibration && p.target !== null) {
+  if (calibration && p.target !== null && c.calibration.refineRuns > 0) {
     const tail = rowRange(data.combined, data.trainRows - calibrationRows(data), calibrationRows(data));
     const trainL0 = async (out: string) => (await evaluateSae(await loadSae(out), tail, { engine })).l0.mean;
     let l0 = await trainL0(saeDir);
@@ -187,12 +189,16 @@ export function machineInfo(): Record<string, unknown> {
   return { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, platform: platform(), node: process.version };
 }
 
+/** Clean / zero-ablated cross-entropies of a dataset's held-out windows, computed once for all its points. */
+const baselinesOf = new WeakMap<SweepData, Map<string, SpliceBaseline>>();
+
 /** ΔLM loss and CE recovered on the held-out windows, `batchWindows` windows per forward pass. */
 async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number): Promise<LmResult> {
   const { lm, evalWindows: ev, site } = ctx.data;
   const sae = await loadSae(saeDir);
   const windows = { tokens: ev!.tokens, batch: ev!.windows, seqLen: ev!.seqLen };
-  return lmFidelity(lm!.lm, windows, site, sae, { batchWindows, engine: ctx.engine });
+  if (!baselinesOf.has(ctx.data)) baselinesOf.set(ctx.data, new Map());
+  return lmFidelity(lm!.lm, windows, site, sae, { batchWindows, engine: ctx.engine, baselines: baselinesOf.get(ctx.data) });
 }
 
 /** Training rows (a tail) on which calibration and refinement measure L0. */

@@ -17,7 +17,7 @@ export interface KernelExports {
     x: number, c: number, k: number, q: number, y: number, ckpt: number, S: number, kv: number, A: number): void;
   scan_bwd(kind: number, B: number, L: number, d: number, n: number, chunk: number,
     x: number, c: number, k: number, q: number, gy: number, ckpt: number, buf: number, G: number, kv: number, acc: number,
-    gx: number, gz: number, gk: number, gq: number, A: number, gA: number): void;
+    gx: number, gz: number, gk: number, gq: number, A: number, gA: number, z: number): void;
   conv_silu_fwd(B: number, L: number, d: number, K: number, stride: number,
     inp: number, w: number, bias: number, xc: number, sig: number, xs: number): void;
   conv_silu_bwd(B: number, L: number, d: number, K: number, stride: number,
@@ -27,7 +27,6 @@ export interface KernelExports {
   cross_entropy(rows: number, V: number, logits: number, targets: number, invCount: number, grad: number, stats: number): void;
   softplus(n: number, z: number, out: number): void;
   mul_sigmoid(n: number, g: number, z: number): void;
-  longhorn_dz(rows: number, d: number, n: number, g: number, z: number, k: number): void;
   dt_fwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, bias: number, zb: number): void;
   dt_bwd(rows: number, R: number, d: number, stride: number, dbl: number, w: number, gz: number, gdbl: number, gw: number, gbias: number): void;
 }

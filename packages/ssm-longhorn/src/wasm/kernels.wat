@@ -291,10 +291,10 @@
 
   ;; Backward of one diagonal step for all channels. G holds ∂L/∂S_t from the future (carried back through
   ;; step t+1); on return it holds ∂L/∂S_{t−1}. st = S_t, sp = S_{t−1}. acc[j] = (∂k_j, ∂q_j) vector partial
-  ;; sums over channels. Writes ∂x, and ∂z_β = ∂ε · ε (1 − (1 + ‖k‖²) ε); returns ∂L/∂‖k‖² = −Σ_i ∂ε_i ε_i².
+  ;; sums over channels. Writes ∂x, and ∂z_β ($finish_coef); returns ∂L/∂‖k‖² = −Σ_i ∂ε_i ε_i².
   (func $back_diag (param $G i32) (param $st i32) (param $sp i32) (param $d i32) (param $n i32)
     (param $x i32) (param $c i32) (param $gy i32) (param $kv i32) (param $acc i32)
-    (param $gx i32) (param $gz i32) (param $kk f32) (result f32)
+    (param $gx i32) (param $gz i32) (param $z i32) (param $kk f32) (result f32)
     (local $i i32) (local $rowb i32) (local $off i32) (local $kp i32) (local $ap i32) (local $kend i32)
     (local $e v128) (local $xv v128) (local $ex v128) (local $gyv v128) (local $gc v128) (local $gkx v128)
     (local $g v128) (local $s v128) (local $kj v128) (local $k2 v128) (local $gkk v128) (local $t v128)
@@ -337,22 +337,25 @@
         (local.set $ap (i32.add (local.get $ap) (i32.const 32)))
         (br $jnext)))
       (v128.store (i32.add (local.get $gx) (local.get $i)) (f32x4.mul (local.get $e) (local.get $gkx)))
-      (call $finish_coef (local.get $gz) (local.get $i) (local.get $gc) (local.get $e) (local.get $kk))
+      (call $finish_coef (local.get $gz) (local.get $z) (local.get $i) (local.get $gc) (local.get $e) (local.get $kk))
       (local.set $gkk (f32x4.sub (local.get $gkk) (f32x4.mul (local.get $gc) (f32x4.mul (local.get $e) (local.get $e)))))
       (local.set $i (i32.add (local.get $i) (i32.const 16)))
       (br $inext)))
     (call $hsum (local.get $gkk)))
 
-  ;; ∂z_β = ∂ε · ∂ε/∂z_β with ∂ε/∂z_β = e^{−z} ε² = ε / (1 + (1 + ‖k‖²) e^{z}). The step leaves the z-free part
-  ;; ∂ε · ε in gz; `longhorn_dz` applies the factor 1 / (1 + (1 + ‖k‖²) e^{z}) after the scan (it needs z), which
-  ;; unlike ε (1 − (1 + ‖k‖²) ε) does not cancel catastrophically as β → 1.
-  (func $finish_coef (param $gz i32) (param $i i32) (param $gc v128) (param $e v128) (param $kk f32)
-    (v128.store (i32.add (local.get $gz) (local.get $i)) (f32x4.mul (local.get $gc) (local.get $e))))
+  ;; ∂z_β = ∂ε · ∂ε/∂z_β with ∂ε/∂z_β = e^{−z} ε² = ε / (1 + (1 + ‖k‖²) e^{z}): unlike ε (1 − (1 + ‖k‖²) ε) it does
+  ;; not cancel catastrophically as β → 1, and e^{z} saturating (exp4's clamp) gives ~0, the right limit.
+  (func $finish_coef (param $gz i32) (param $z i32) (param $i i32) (param $gc v128) (param $e v128) (param $kk f32)
+    (v128.store (i32.add (local.get $gz) (local.get $i))
+      (f32x4.div (f32x4.mul (local.get $gc) (local.get $e))
+        (f32x4.add (v128.const f32x4 1 1 1 1)
+          (f32x4.mul (f32x4.splat (f32.add (f32.const 1) (local.get $kk)))
+            (call $exp4 (v128.load (i32.add (local.get $z) (local.get $i)))))))))
 
   ;; Backward of one exact step (s_t = s + ε r k, r = x − k·s), same contract as $back_diag.
   (func $back_exact (param $G i32) (param $st i32) (param $sp i32) (param $d i32) (param $n i32)
     (param $x i32) (param $c i32) (param $gy i32) (param $kv i32) (param $acc i32)
-    (param $gx i32) (param $gz i32) (param $kk f32) (result f32)
+    (param $gx i32) (param $gz i32) (param $z i32) (param $kk f32) (result f32)
     (local $i i32) (local $rowb i32) (local $off i32) (local $kp i32) (local $ap i32) (local $kend i32)
     (local $e v128) (local $gyv v128) (local $kG v128) (local $ks v128) (local $r v128) (local $gr v128)
     (local $er v128) (local $g v128) (local $s v128) (local $kj v128) (local $gc v128) (local $gkk v128)
@@ -404,7 +407,7 @@
         (br $jnext2)))
       (local.set $gc (f32x4.mul (local.get $r) (local.get $kG)))
       (v128.store (i32.add (local.get $gx) (local.get $i)) (local.get $gr))
-      (call $finish_coef (local.get $gz) (local.get $i) (local.get $gc) (local.get $e) (local.get $kk))
+      (call $finish_coef (local.get $gz) (local.get $z) (local.get $i) (local.get $gc) (local.get $e) (local.get $kk))
       (local.set $gkk (f32x4.sub (local.get $gkk) (f32x4.mul (local.get $gc) (f32x4.mul (local.get $e) (local.get $e)))))
       (local.set $i (i32.add (local.get $i) (i32.const 16)))
       (br $inext)))
@@ -449,7 +452,7 @@
     (param $kind i32) (param $B i32) (param $L i32) (param $d i32) (param $n i32) (param $chunk i32)
     (param $x i32) (param $c i32) (param $k i32) (param $q i32) (param $gy i32) (param $ckpt i32)
     (param $buf i32) (param $G i32) (param $kv i32) (param $acc i32)
-    (param $gx i32) (param $gz i32) (param $gk i32) (param $gq i32) (param $A i32) (param $gA i32)
+    (param $gx i32) (param $gz i32) (param $gk i32) (param $gq i32) (param $A i32) (param $gA i32) (param $z i32)
     (local $b i32) (local $t i32) (local $seg i32) (local $t0 i32) (local $t1 i32) (local $dn4 i32) (local $nSeg i32)
     (local $row i32) (local $kr i32) (local $st i32) (local $kk f32) (local $gkk f32) (local $j i32) (local $ap i32)
     (local.set $dn4 (i32.shl (i32.mul (local.get $d) (local.get $n)) (i32.const 2)))
@@ -500,11 +503,11 @@
             (then (local.set $gkk (call $back_exact (local.get $G) (local.get $st) (i32.sub (local.get $st) (local.get $dn4))
               (local.get $d) (local.get $n) (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row))
               (i32.add (local.get $gy) (local.get $row)) (local.get $kv) (local.get $acc)
-              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (local.get $kk))))
+              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (i32.add (local.get $z) (local.get $row)) (local.get $kk))))
             (else (local.set $gkk (call $back_diag (local.get $G) (local.get $st) (i32.sub (local.get $st) (local.get $dn4))
               (local.get $d) (local.get $n) (i32.add (local.get $x) (local.get $row)) (i32.add (local.get $c) (local.get $row))
               (i32.add (local.get $gy) (local.get $row)) (local.get $kv) (local.get $acc)
-              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (local.get $kk)))))))
+              (i32.add (local.get $gx) (local.get $row)) (i32.add (local.get $gz) (local.get $row)) (i32.add (local.get $z) (local.get $row)) (local.get $kk)))))))
           ;; ∂k_j = Σ_i (direct) + 2 k_j ∂‖k‖²;  ∂q_j = Σ_i
           (local.set $j (i32.const 0))
           (local.set $ap (local.get $acc))
@@ -880,39 +883,6 @@
           (call $log1p4 (call $exp4 (f32x4.neg (f32x4.abs (local.get $v)))))))
       (local.set $o (i32.add (local.get $o) (i32.const 16)))
       (br $next))))
-
-  ;; Longhorn's ∂z_β: g[r, i] ← g[r, i] / (1 + (1 + ‖k_r‖²) e^{z[r, i]}) (see $finish_coef); rows of d channels,
-  ;; d a multiple of 4, k rows of n. e^{z} saturates at ~1.65e38 (exp4's clamp), where the factor is ~0 anyway.
-  (func (export "longhorn_dz") (param $rows i32) (param $d i32) (param $n i32) (param $g i32) (param $z i32) (param $k i32)
-    (local $r i32) (local $o i32) (local $rowb i32) (local $c v128) (local $p i32)
-    (local.set $rowb (i32.shl (local.get $d) (i32.const 2)))
-    (block $rdone (loop $rnext
-      (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
-      (local.set $c (f32x4.splat (f32.add (f32.const 1)
-        (call $sqnorm (i32.add (local.get $k) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2))) (local.get $n)))))
-      (local.set $o (i32.const 0))
-      (block $done (loop $next
-        (br_if $done (i32.ge_u (local.get $o) (local.get $rowb)))
-        (local.set $p (i32.add (local.get $o) (i32.mul (local.get $r) (local.get $rowb))))
-        (v128.store (i32.add (local.get $g) (local.get $p))
-          (f32x4.div (v128.load (i32.add (local.get $g) (local.get $p)))
-            (f32x4.add (v128.const f32x4 1 1 1 1)
-              (f32x4.mul (local.get $c) (call $exp4 (v128.load (i32.add (local.get $z) (local.get $p))))))))
-        (local.set $o (i32.add (local.get $o) (i32.const 16)))
-        (br $next)))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $rnext))))
-
-  ;; ‖k‖² of one row of n floats.
-  (func $sqnorm (param $k i32) (param $n i32) (result f32)
-    (local $j i32) (local $s f32) (local $v f32)
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
-      (local.set $v (f32.load (i32.add (local.get $k) (i32.shl (local.get $j) (i32.const 2)))))
-      (local.set $s (f32.add (local.get $s) (f32.mul (local.get $v) (local.get $v))))
-      (local.set $j (i32.add (local.get $j) (i32.const 1)))
-      (br $next)))
-    (local.get $s))
 
   ;; g[i] ← g[i] · σ(z[i]) (softplus' = sigmoid), n a multiple of 4.
   (func (export "mul_sigmoid") (param $n i32) (param $g i32) (param $z i32)
