@@ -136,10 +136,11 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     for (let i = 0; i < c.calibration.refineRuns; i++) {
       const miss = Math.abs(Math.log(Math.max(l0, 1e-3) / p.target));
       if (miss <= Math.log1p(c.calibration.tolerance)) break;
-      const slope = l0Slope([...calibration.trace, ...refined, { lambda: value, l0 }]);
+      // Each full-length (λ, L0) enters the fit once: the current one is already in `refined` after a retrain.
+      if (!refined.some((q) => q.lambda === value)) refined.push({ lambda: value, l0 });
+      const slope = l0Slope([...calibration.trace, ...refined]);
       const next = value * Math.exp((Math.log(p.target) - Math.log(Math.max(l0, 1e-3))) / slope);
       ctx.log(`  ${p.id}: full-length L0 ${l0.toFixed(1)} (training rows) misses ${p.target}; retraining at λ ${next.toPrecision(3)}`);
-      refined.push({ lambda: value, l0 });
       const alt = join(dir, 'sae-refine');
       const r2 = await full(alt, next);
       if (r2.interrupted) throw new SweepInterrupted(p.id);
