@@ -1,4 +1,4 @@
-/** The four architectures by CLI name. Adding a fifth: implement SaeArchitecture in a package and list it here. */
+/** The four architectures by CLI name. Adding a fifth: implement SaeArchitecture in a package, list it here, and see docs/design.md for the other places that name it. */
 import type { ArchName, SaeArchitecture } from '@saelab/core';
 import { gated } from '@saelab/sae-gated';
 import { jumpRelu } from '@saelab/sae-jumprelu';
