@@ -2,6 +2,7 @@
  * The code version in a point's cache key: a hash of the source files that can change a trained SAE or its
  * metrics — core, the point's architecture package, the harness training/evaluation path and the sweep's point
  * runner — so editing TopK's kernels reruns only TopK points, and editing the report code reruns nothing.
+ * The language model's code is covered separately, through its fingerprint (`lmCodeVersion`).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -36,18 +37,34 @@ function tsFiles(path: string): string[] {
     .filter((f) => f.endsWith('.ts'));
 }
 
-const memo = new Map<ArchName, string>();
+/** sha-256 (12 hex) over the .ts files under `rels` (relative to `root`, default packages/), names and contents. */
+export function sourceHash(rels: string[], root = PACKAGES): string {
+  const h = createHash('sha256');
+  for (const rel of rels) {
+    for (const f of tsFiles(join(root, rel))) h.update(f.slice(root.length)).update('\0').update(readFileSync(f)).update('\0');
+  }
+  return h.digest('hex').slice(0, 12);
+}
+
+const memo = new Map<string, string>();
+function memoised(key: string, compute: () => string): string {
+  let v = memo.get(key);
+  if (v === undefined) memo.set(key, (v = compute()));
+  return v;
+}
 
 /** `0.1.0+<12 hex>`: the package version plus a hash of the source files named above. */
 export function codeVersion(arch: ArchName): string {
-  let v = memo.get(arch);
-  if (!v) {
-    const h = createHash('sha256');
-    for (const rel of [...SHARED, `${ARCH_PACKAGE[arch]}/src`]) {
-      for (const f of tsFiles(join(PACKAGES, rel))) h.update(f.slice(PACKAGES.length)).update('\0').update(readFileSync(f)).update('\0');
-    }
-    v = `${CODE_VERSION}+${h.digest('hex').slice(0, 12)}`;
-    memo.set(arch, v);
-  }
-  return v;
+  return memoised(arch, () => `${CODE_VERSION}+${sourceHash([...SHARED, `${ARCH_PACKAGE[arch]}/src`])}`);
+}
+
+/**
+ * The source code behind a language model's forward pass (and, for the default LM, its training), part of the
+ * LM's fingerprint: editing the llama2.c forward or a Longhorn kernel re-harvests the activations (and so
+ * reruns the points), as editing an SAE reruns that SAE's points. Whole packages, conservatively: the model code,
+ * the tokenizers and the splice live there.
+ */
+export function lmCodeVersion(kind: 'llama2c' | 'longhorn'): string {
+  const rels = kind === 'llama2c' ? ['core/src', 'activations/src'] : ['core/src', 'ssm-longhorn/src', 'activations/src'];
+  return memoised(`lm:${kind}`, () => sourceHash(rels));
 }

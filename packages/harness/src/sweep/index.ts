@@ -9,4 +9,4 @@ export * from './point.js';
 export * from './plot.js';
 export * from './report.js';
 export * from './run.js';
-export { codeVersion } from './code-version.js';
+export { codeVersion, lmCodeVersion, sourceHash } from './code-version.js';

@@ -13,6 +13,7 @@ import { type TextTokenizer, Llama2cModel, createTokenizer, gpt2Tokenizer } from
 import { type HookableLM, Rng, writeFileAtomic } from '@saelab/core';
 import { EOT, LonghornLM, UNK, buildVocab, loadModel, loadVocab, nextTokenTargets, restrictTokenizer, saveVocab, toModelIds, train as trainLonghorn } from '@saelab/ssm-longhorn';
 import { fileFingerprint } from '../data.js';
+import { lmCodeVersion } from './code-version.js';
 import { hashOf } from '../train.js';
 import type { LmBuildConfig, SweepConfig } from './config.js';
 import { encodeStream, shuffledDocuments } from './tokens.js';
@@ -50,7 +51,7 @@ export async function openSweepLm(c: SweepConfig, cacheDir: string, log: (s: str
     const toks = existsSync(join(dir, 'tokenizer.bin')) ? ['tokenizer.bin'] : readdirSync(dir).filter((f) => /^tok.*\.bin$/.test(f));
     if (toks.length !== 1) throw new Error(`--source ${c.source}: expected one tokenizer file (tok*.bin) beside the checkpoint, found ${toks.join(', ') || 'none'}`);
     const tokenizer = createTokenizer(`llama2c:${join(dir, toks[0]!)}`, lm.info.vocabSize);
-    const fingerprint = hashOf({ model: await fileFingerprint(path), tokenizer: await fileFingerprint(join(dir, toks[0]!)) });
+    const fingerprint = hashOf({ model: await fileFingerprint(path), tokenizer: await fileFingerprint(join(dir, toks[0]!)), code: lmCodeVersion('llama2c') });
     return { lm, tokenizer, fingerprint, description: `llama2.c ${basename(path)} (${lm.info.nLayers} layers, d ${lm.info.dModel})`, separator: tokenizer.bos ?? 0, provenance: {} };
   }
   throw new Error(`unknown source '${c.source}'`);
@@ -63,7 +64,7 @@ export async function openLonghornDir(dir: string): Promise<OpenedLm> {
   const tokenizer = restrictTokenizer(gpt2Tokenizer(), vocab);
   if (tokenizer.vocabSize !== lm.config.vocabSize) throw new Error(`${dir}: vocab.json has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${lm.config.vocabSize}`);
   const info = existsSync(join(dir, 'build.json')) ? (JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')) as Record<string, unknown>) : {};
-  const fingerprint = hashOf({ model: await fileFingerprint(join(dir, 'model.safetensors')), vocab: hashOf(vocab.baseIds) });
+  const fingerprint = hashOf({ model: await fileFingerprint(join(dir, 'model.safetensors')), vocab: hashOf(vocab.baseIds), code: lmCodeVersion('longhorn') });
   return {
     lm,
     tokenizer,
@@ -79,7 +80,8 @@ export async function openLonghornDir(dir: string): Promise<OpenedLm> {
  * warm-up + cosine decay (the Longhorn package's trainer). Returns the cached model when its folder is complete.
  */
 export async function buildDefaultLm(cfg: LmBuildConfig, corpus: string, root: string, log: (s: string) => void, quiet = false): Promise<OpenedLm> {
-  const key = { version: LM_BUILD_VERSION, cfg, corpus };
+  // The trained weights depend on the Longhorn training code too (kernels, optimiser, initialisation).
+  const key = { version: LM_BUILD_VERSION, cfg, corpus, code: lmCodeVersion('longhorn') };
   const dir = join(root, `longhorn-${hashOf(key)}`);
   if (existsSync(join(dir, 'build.json'))) return openLonghornDir(dir);
   await mkdir(dir, { recursive: true });
