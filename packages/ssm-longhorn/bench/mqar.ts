@@ -74,10 +74,12 @@ interface Row {
   batch?: number;
   maxSteps?: number;
   threads?: number;
+  /** Model, data and evaluation seed (absent in early rows: 0). */
+  seed?: number;
 }
 
 const sameRun = (p: Row, q: Row) =>
-  p.variant === q.variant && p.dModel === q.dModel && p.seqLen === q.seqLen && p.numKvPairs === q.numKvPairs && p.lr === q.lr;
+  p.variant === q.variant && p.dModel === q.dModel && p.seqLen === q.seqLen && p.numKvPairs === q.numKvPairs && p.lr === q.lr && (p.seed ?? 0) === (q.seed ?? 0);
 
 const resultsDir = join(import.meta.dirname, '..', 'results');
 const jsonPath = join(resultsDir, `${a.name}.json`);
@@ -87,7 +89,7 @@ async function writeResults(): Promise<void> {
   // Several processes may run parts of one grid (e.g. one per core): merge with what the file holds now.
   const onDisk: Row[] = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, 'utf8')).rows as Row[]) : [];
   for (const r of onDisk) if (!rows.some((m) => sameRun(m, r))) rows.push(r);
-  rows.sort((p, q) => p.seqLen - q.seqLen || p.dModel - q.dModel || p.variant.localeCompare(q.variant) || p.lr - q.lr);
+  rows.sort((p, q) => p.seqLen - q.seqLen || p.dModel - q.dModel || p.variant.localeCompare(q.variant) || p.lr - q.lr || (p.seed ?? 0) - (q.seed ?? 0));
   const budget = `vocab ${V} (Zoology: 8192), fresh examples every step (early stop at val acc ≥ ${target}), ` +
     `${evalN} val / ${evalN} test examples, 2 layers, d_state 16, AdamW (wd 0.1), 5% warm-up + cosine, machine: shared 2-core CPU`;
   await writeFileAtomic(jsonPath, JSON.stringify({ budget, rows }, null, 2) + '\n');
@@ -96,10 +98,10 @@ async function writeResults(): Promise<void> {
     '',
     `Budget: ${budget}; per run: batch × step budget as listed, wall and CPU seconds measured.`,
     '',
-    '| variant | d_model | L | N | lr | params | state floats/layer | batch | step budget | steps | examples | wall s | CPU s | warm start | test acc | test acc @2L |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| variant | d_model | L | N | lr | seed | params | state floats/layer | batch | step budget | steps | examples | wall s | CPU s | warm start | test acc | test acc @2L |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) =>
-      `| ${r.variant} | ${r.dModel} | ${r.seqLen} | ${r.numKvPairs} | ${r.lr} | ${r.params} | ${r.stateFloatsPerLayer} | ${r.batch ?? '-'} | ${r.maxSteps ?? '-'} | ${r.steps} | ${r.examplesSeen} | ${r.seconds.toFixed(0)} | ${r.cpuSeconds?.toFixed(0) ?? '-'} | ${r.init ?? '-'} | ${r.testAcc.toFixed(4)} | ${r.testAcc2L.toFixed(4)} |`),
+      `| ${r.variant} | ${r.dModel} | ${r.seqLen} | ${r.numKvPairs} | ${r.lr} | ${r.seed ?? 0} | ${r.params} | ${r.stateFloatsPerLayer} | ${r.batch ?? '-'} | ${r.maxSteps ?? '-'} | ${r.steps} | ${r.examplesSeen} | ${r.seconds.toFixed(0)} | ${r.cpuSeconds?.toFixed(0) ?? '-'} | ${r.init ?? '-'} | ${r.testAcc.toFixed(4)} | ${r.testAcc2L.toFixed(4)} |`),
     '',
   ];
   await writeFileAtomic(join(resultsDir, `${a.name}.md`), lines.join('\n'));
@@ -138,7 +140,7 @@ for (const variant of variants) {
     for (const [L, N] of configs) {
       for (const lr of lrs) {
         const onDisk: Row[] = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, 'utf8')).rows as Row[]) : [];
-        if ([...rows, ...onDisk].some((r) => r.variant === variant && r.dModel === dModel && r.seqLen === L && r.numKvPairs === N && r.lr === lr)) continue;
+        if ([...rows, ...onDisk].some((r) => r.variant === variant && r.dModel === dModel && r.seqLen === L && r.numKvPairs === N && r.lr === lr && (r.seed ?? 0) === seed)) continue;
         const task = { vocabSize: V, seqLen: L, numKvPairs: N };
         const modelCfg = { vocabSize: V, dModel, nLayers: 2, dState: 16, variant };
         const lm = a.init ? await loadModel(a.init, engine) : LonghornLM.create(modelCfg, seed, engine);
@@ -164,12 +166,12 @@ for (const variant of variants) {
         });
         const seconds = (performance.now() - t0) / 1000;
         const cpu = process.cpuUsage(c0);
-        await saveModel(join(import.meta.dirname, '..', 'runs', `${a.name}-${variant}-d${dModel}-L${L}-N${N}-lr${lr}`), lm);
+        await saveModel(join(import.meta.dirname, '..', 'runs', `${a.name}-${variant}-d${dModel}-L${L}-N${N}-lr${lr}${seed ? `-s${seed}` : ''}`), lm);
         const stats = modelStats(lm.config);
         const row: Row = {
           variant, dModel, seqLen: L, numKvPairs: N, vocab: V, lr, params: stats.params, stateFloatsPerLayer: stats.stateFloatsPerLayer,
           steps: logs.length, examplesSeen: logs.length * batch, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, init: a.init ?? null, valAcc,
-          testAcc: await mqarAccuracy(lm, test), testAcc2L: await mqarAccuracy(lm, test2L), batch, maxSteps: steps, threads,
+          testAcc: await mqarAccuracy(lm, test), testAcc2L: await mqarAccuracy(lm, test2L), batch, maxSteps: steps, threads, seed,
         };
         console.error(`  → test acc ${row.testAcc.toFixed(4)}, @2L ${row.testAcc2L.toFixed(4)}, ${seconds.toFixed(0)} s`);
         rows.push(row);
