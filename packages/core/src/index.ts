@@ -6,6 +6,7 @@ export * from './optim.js';
 export * from './schedule.js';
 export * from './decoder-norm.js';
 export * from './normalize.js';
+export * from './geometric-median.js';
 export * from './metrics.js';
 export * from './io/index.js';
 export * from './lm.js';

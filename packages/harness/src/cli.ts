@@ -42,6 +42,11 @@ export function buildProgram(): Command {
     .option('--seed <s>', 'random seed (init, shuffling)', int('--seed'), 0)
     .option('--init <dir>', 'start from an existing SAELens folder (exact weights; trains without normalisation)')
     .addOption(new Option('--normalize <mode>', 'scale inputs so E‖x‖² = 1 during training').choices(['auto', 'none']).default('auto'))
+    .addOption(
+      new Option('--b-dec-init <mode>', 'b_dec at init: zero, or the geometric median of a training sample (TopK paper)')
+        .choices(['zero', 'geometric-median'])
+        .default('zero'),
+    )
     .option('--lr-warmup <steps>', 'linear LR warm-up steps', int('--lr-warmup'))
     .option('--sparsity-warmup <steps>', 'linear λ warm-up steps', int('--sparsity-warmup'))
     .addOption(new Option('--lr-schedule <kind>', 'LR schedule after warm-up').choices(['constant', 'cosine', 'linear-decay']))

@@ -18,6 +18,7 @@ import {
   defaultSparsityFor,
   estimateNormScale,
   foldInputScale,
+  geometricMedian,
   loadTrainingState,
   recipeOptions,
   sampleRows,
@@ -49,6 +50,8 @@ export const trainOptionsSchema = z
     seed: z.number().int().nonnegative().default(0),
     init: z.string().optional(),
     normalize: z.enum(['auto', 'none']).default('auto'),
+    /** b_dec at init: zero (spec default) or the geometric median of a training sample (Gao et al. 2024, TopK). */
+    bDecInit: z.enum(['zero', 'geometric-median']).default('zero'),
     lrWarmup: z.number().int().nonnegative().optional(),
     sparsityWarmup: z.number().int().nonnegative().optional(),
     lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']).optional(),
@@ -72,6 +75,7 @@ export const trainOptionsSchema = z
     if (o.arch === 'topk' && o.sparsity !== undefined) bad('sparsity', 'topk is controlled by --k, not --sparsity');
     if (o.arch !== 'topk' && o.k !== undefined) bad('k', `--k applies only to --arch topk, not ${o.arch}`);
     if (o.arch !== 'topk' && o.deadTokens !== undefined) bad('deadTokens', '--dead-tokens applies only to --arch topk');
+    if (o.init !== undefined && o.bDecInit !== 'zero') bad('bDecInit', '--b-dec-init does not apply with --init (its b_dec is kept exactly)');
   });
 export type TrainOptions = z.input<typeof trainOptionsSchema>;
 
@@ -149,13 +153,20 @@ export async function trainSae(
     };
     // --init folders hold raw-space (folded) weights: keep them exact by training without normalisation.
     const normalize = init ? 'none' : o.normalize;
-    const runConfig = { code: CODE_VERSION, arch: arch.name, cfg, trainer: trainerOptions, batch: o.batch, seed: o.seed, normalize, data: data.fingerprint, init: init ? o.init : null, bufferRows: o.bufferRows, evalRows: heldOut.rows };
+    const runConfig = { code: CODE_VERSION, arch: arch.name, cfg, trainer: trainerOptions, batch: o.batch, seed: o.seed, normalize, bDecInit: o.bDecInit, data: data.fingerprint, init: init ? o.init : null, bufferRows: o.bufferRows, evalRows: heldOut.rows };
     const configHash = hashOf(runConfig);
 
     // Normalisation scale C (E‖x/C‖² = 1), estimated on a sample of training rows.
-    const normScale = normalize === 'auto' ? estimateNormScale(await sampleRows(train, Math.min(train.rows, 16_384), o.seed + 1)) : 1;
+    const needSample = normalize === 'auto' || o.bDecInit === 'geometric-median';
+    const sample = needSample ? await sampleRows(train, Math.min(train.rows, 16_384), o.seed + 1) : null;
+    const normScale = normalize === 'auto' ? estimateNormScale(sample!) : 1;
 
     const params = init ? init.params : arch.init(cfg, new Rng(o.seed));
+    if (o.bDecInit === 'geometric-median' && !init) {
+      // b_dec lives in the normalised space the SAE trains in (folded back by C at export).
+      const { median } = geometricMedian(normScale === 1 ? sample! : scaleRows(sample!, 1 / normScale));
+      params.b_dec!.data.set(median);
+    }
     const trainer = new SaeTrainer(arch, cfg, params, trainerOptions, { engine });
     let resumeFrom: StreamPosition | undefined;
     const statePath = statePathFor(o.out);

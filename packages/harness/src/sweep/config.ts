@@ -28,6 +28,8 @@ const trainingSchema = z
     sparsityWarmup: z.number().int().nonnegative().optional(),
     lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']).optional(),
     gradClip: z.number().nonnegative().optional(),
+    /** b_dec at init: zero (default) or the geometric median of a training sample (Gao et al. 2024). */
+    bDecInit: z.enum(['zero', 'geometric-median']).optional(),
   })
   .strict();
 

@@ -99,6 +99,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     sparsityWarmup: t.sparsityWarmup,
     lrSchedule: t.lrSchedule,
     gradClip: t.gradClip,
+    bDecInit: t.bDecInit,
     hookName: data.site,
     modelName: data.lm?.description,
     checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
