@@ -9,7 +9,7 @@ import type { GemmEngine } from './gemm.js';
 import type { Rng } from './rng.js';
 import type { Params, Tensor } from './tensor.js';
 
-export type ArchName = 'relu' | 'gated' | 'topk' | 'jumprelu';
+export type ArchName = 'relu' | 'gated' | 'topk' | 'jumprelu' | 'batchtopk';
 export type SaelensArchitecture = 'standard' | 'gated' | 'topk' | 'jumprelu';
 
 /** Fields every architecture's config has. */

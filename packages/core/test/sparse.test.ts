@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   Rng,
   SparseRows,
+  globalTopK,
+  globalTopKCut,
   rowsAbove,
   sampledDotsTs,
   sampledDotsWasm,
@@ -169,6 +171,39 @@ describe('nonlinearities producing sparse rows', () => {
       expect(Array.from(s.toDense().data)).toEqual(Array.from(want));
     }
     expect(() => rowsAbove(pre, new Float32Array(3))).toThrow(/3 thresholds for 9 columns/);
+  });
+
+  it('globalTopKCut: entries above the cut are the count largest positive entries of the whole matrix (sorting reference)', () => {
+    const rng = new Rng(10);
+    for (const [rows, cols, count] of [[8, 13, 20], [1, 50, 1], [30, 7, 209], [5, 5, 0]] as const) {
+      const m = randomDense(rng, rows, cols);
+      const positives = Array.from(m.data).filter((v) => v > 0).sort((a, b) => b - a);
+      const cut = globalTopKCut(m, count);
+      expect(cut).toBe(positives.length > count ? positives[count] : 0);
+      expect(Array.from(m.data).filter((v) => v > cut).length).toBe(Math.min(count, positives.length));
+    }
+    // Runs of equal values and sorted input (the cases a naive pivot gets wrong or slow).
+    const flat: Tensor = { data: new Float32Array(1000).fill(2), shape: [10, 100] };
+    expect(globalTopKCut(flat, 10)).toBe(2);
+    const sorted: Tensor = { data: Float32Array.from({ length: 5000 }, (_, i) => i + 1), shape: [50, 100] };
+    expect(globalTopKCut(sorted, 100)).toBe(4900);
+    expect(globalTopKCut({ data: new Float32Array([-1, 0, 3]), shape: [1, 3] }, 2)).toBe(0); // fewer positives than count
+    expect(() => globalTopKCut(sorted, -1)).toThrow(/non-negative integer/);
+  });
+
+  it('globalTopK: exactly count entries, the largest positive ones, ties at the cut broken by position', () => {
+    const rng = new Rng(12);
+    const m = randomDense(rng, 9, 11);
+    const want = Array.from(m.data).filter((v) => v > 0).sort((a, b) => b - a).slice(0, 25);
+    const got = globalTopK(m, 25);
+    expect(got.nnz).toBe(25);
+    expect(Array.from(got.values).slice(0, 25).sort((a, b) => b - a)).toEqual(want);
+    const flat: Tensor = { data: new Float32Array(40).fill(0.5), shape: [4, 10] };
+    const tied = globalTopK(flat, 13);
+    expect(tied.nnz).toBe(13);
+    expect(Array.from(tied.toDense().data).map((v) => (v ? 1 : 0))).toEqual(Array.from({ length: 40 }, (_, i) => (i < 13 ? 1 : 0)));
+    const fewPositive: Tensor = { data: Float32Array.from([-1, 2, 0, 3, -4, 0]), shape: [2, 3] };
+    expect(Array.from(globalTopK(fewPositive, 5).toDense().data)).toEqual([0, 2, 0, 3, 0, 0]);
   });
 
   it('transposeInto matches the definition on a non-square, non-tile-multiple matrix', () => {

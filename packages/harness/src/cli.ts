@@ -31,7 +31,7 @@ export function buildProgram(): Command {
     .requiredOption('--activations <file>', 'activations: .npy [N, d] (float32/float16) or .safetensors[#tensor]')
     .requiredOption('--out <dir>', 'output SAELens folder')
     .option('--sparsity <value>', 'λ for relu / gated / jumprelu (default: the recipe value)', num('--sparsity'))
-    .option('--k <k>', 'active latents per row for topk', int('--k'))
+    .option('--k <k>', 'active latents per row for topk (per row on average for batchtopk)', int('--k'))
     .option('--d-sae <m>', 'dictionary size', int('--d-sae'))
     .option('--expansion <e>', 'dictionary size as a multiple of d_in (default 8)', num('--expansion'))
     .option('--steps <n>', 'training steps', int('--steps'))
@@ -53,7 +53,7 @@ export function buildProgram(): Command {
     .option('--grad-clip <norm>', 'global gradient-norm clip (0 = off)', num('--grad-clip'))
     .option('--eval-rows <n>', 'held-out rows at the end of the input for metrics (default 5%, ≤ 16384)', int('--eval-rows'))
     .option('--checkpoint-every <steps>', 'write the resumable training state every N steps', int('--checkpoint-every'), 200)
-    .option('--dead-tokens <n>', 'topk: tokens without firing before a latent is dead (AuxK)', int('--dead-tokens'))
+    .option('--dead-tokens <n>', 'topk, batchtopk: tokens without firing before a latent is dead (AuxK)', int('--dead-tokens'))
     .option('--quiet', 'no progress bar')
     .action(async (opts) => {
       await withSigint(async (signal) => {

@@ -1,11 +1,11 @@
-/** The four architectures by CLI name. Adding a fifth: implement SaeArchitecture in a package, list it here, and see docs/design.md for the other places that name it. */
+/** The architectures by CLI name: the four of the comparison, plus BatchTopK (in @saelab/sae-topk). Adding another: implement SaeArchitecture in a package, list it here, and see docs/design.md for the other places that name it. */
 import type { ArchName, SaeArchitecture } from '@saelab/core';
 import { gated } from '@saelab/sae-gated';
 import { jumpRelu } from '@saelab/sae-jumprelu';
 import { relu } from '@saelab/sae-relu';
-import { topK } from '@saelab/sae-topk';
+import { batchTopK, topK } from '@saelab/sae-topk';
 
-export const ARCHITECTURES: Record<ArchName, SaeArchitecture<any, any>> = { relu, gated, topk: topK, jumprelu: jumpRelu };
+export const ARCHITECTURES: Record<ArchName, SaeArchitecture<any, any>> = { relu, gated, topk: topK, jumprelu: jumpRelu, batchtopk: batchTopK };
 export const ARCH_NAMES = Object.keys(ARCHITECTURES) as ArchName[];
 
 export function getArchitecture(name: string): SaeArchitecture<any, any> {
@@ -23,7 +23,8 @@ export function architectureFromSaelens(cfg: Record<string, unknown>): SaeArchit
   const fn = cfg.activation_fn_str ?? cfg.activation_fn ?? 'relu';
   if (a === 'standard' && fn === 'topk') return topK;
   if (a === 'standard' && fn !== 'relu') throw new Error(`cfg.json: activation function '${String(fn)}' is not supported (supported: relu, topk)`);
-  const found = Object.values(ARCHITECTURES).find((x) => x.saelensArchitecture === a);
+  // BatchTopK is saved as a JumpReLU folder (its inference form), so 'jumprelu' loads as JumpReLU.
+  const found = Object.values(ARCHITECTURES).find((x) => x.saelensArchitecture === a && x.name !== 'batchtopk');
   if (!found) throw new Error(`cfg.json: architecture '${String(a)}' is not supported (supported: standard, gated, topk, jumprelu)`);
   return found;
 }

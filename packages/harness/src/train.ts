@@ -38,7 +38,7 @@ export const trainOptionsSchema = z
     out: z.string().min(1),
     /** λ for relu / gated / jumprelu. */
     sparsity: z.number().nonnegative().optional(),
-    /** k for topk. */
+    /** k for topk and batchtopk. */
     k: z.number().int().positive().optional(),
     dSae: z.number().int().positive().optional(),
     expansion: z.number().positive().optional(),
@@ -59,7 +59,7 @@ export const trainOptionsSchema = z
     /** Held-out rows at the end of the input, for the metrics in cfg.json. */
     evalRows: z.number().int().nonnegative().optional(),
     checkpointEvery: z.number().int().positive().default(200),
-    /** TopK: tokens without firing before a latent counts as dead (default: min(10M, training tokens / 10)). */
+    /** TopK / BatchTopK: tokens without firing before a latent counts as dead (default: min(10M, training tokens / 10)). */
     deadTokens: z.number().int().positive().optional(),
     bufferRows: z.number().int().positive().default(65_536),
     /** Extra provenance (e.g. the activation store's source and site). */
@@ -72,9 +72,10 @@ export const trainOptionsSchema = z
     const bad = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     if (o.dSae !== undefined && o.expansion !== undefined) bad('dSae', 'give --d-sae or --expansion, not both');
     if (o.steps !== undefined && o.tokens !== undefined) bad('steps', 'give --steps or --tokens, not both');
-    if (o.arch === 'topk' && o.sparsity !== undefined) bad('sparsity', 'topk is controlled by --k, not --sparsity');
-    if (o.arch !== 'topk' && o.k !== undefined) bad('k', `--k applies only to --arch topk, not ${o.arch}`);
-    if (o.arch !== 'topk' && o.deadTokens !== undefined) bad('deadTokens', '--dead-tokens applies only to --arch topk');
+    const byK = getArchitecture(o.arch).sparsityKnob === 'k';
+    if (byK && o.sparsity !== undefined) bad('sparsity', `${o.arch} is controlled by --k, not --sparsity`);
+    if (!byK && o.k !== undefined) bad('k', `--k applies only to --arch topk or batchtopk, not ${o.arch}`);
+    if (!byK && o.deadTokens !== undefined) bad('deadTokens', '--dead-tokens applies only to --arch topk or batchtopk');
     if (o.init !== undefined && o.bDecInit !== 'zero') bad('bDecInit', '--b-dec-init does not apply with --init (its b_dec is kept exactly)');
   });
 export type TrainOptions = z.input<typeof trainOptionsSchema>;
@@ -133,7 +134,7 @@ export async function trainSae(
       ...(init?.cfg ?? {}),
       dIn: data.d,
       dSae,
-      ...(arch.name === 'topk' ? { k: sparsity, deadTokensThreshold: o.deadTokens ?? Math.max(o.batch, Math.min(10_000_000, Math.floor(totalTokens / 10))) } : {}),
+      ...(arch.sparsityKnob === 'k' ? { k: sparsity, deadTokensThreshold: o.deadTokens ?? Math.max(o.batch, Math.min(10_000_000, Math.floor(totalTokens / 10))) } : {}),
     });
     if (init && init.cfg.dIn !== data.d) throw new Error(`--init SAE has d_in ${init.cfg.dIn} but the activations have d = ${data.d}`);
 

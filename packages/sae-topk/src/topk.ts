@@ -14,6 +14,9 @@
 import { z } from 'zod';
 import {
   type LossAndGrads,
+  type Params,
+  type SaeContext,
+  type Tensor,
   type SaeArchitecture,
   type SparseRows,
   accumulate,
@@ -31,20 +34,20 @@ import {
   workspaceOf,
 } from '@saelab/core';
 
-export const topKConfigSchema = baseSaeConfigSchema
-  .extend({
-    /** Active latents per row (exact L0). */
-    k: z.number().int().positive(),
-    /** Latents used by the AuxK reconstruction; default d_in / 2. */
-    kAux: z.number().int().positive().optional(),
-    /** AuxK coefficient α. */
-    auxCoefficient: z.number().nonnegative().default(1 / 32),
-    /** A latent that has not fired for this many training tokens is dead (paper: 10M; scale with the data). */
-    deadTokensThreshold: z.number().int().positive().default(10_000_000),
-    /** ReLU the dead latents' pre-activations before AuxK (OpenAI's reference) instead of using them raw (SAELens). */
-    auxRelu: z.boolean().default(false),
-  })
-  .refine((c) => c.k <= c.dSae, { message: 'k must be at most d_sae', path: ['k'] });
+/** TopK's fields (BatchTopK extends them). */
+export const topKFields = baseSaeConfigSchema.extend({
+  /** Active latents per row (exact L0). */
+  k: z.number().int().positive(),
+  /** Latents used by the AuxK reconstruction; default d_in / 2. */
+  kAux: z.number().int().positive().optional(),
+  /** AuxK coefficient α. */
+  auxCoefficient: z.number().nonnegative().default(1 / 32),
+  /** A latent that has not fired for this many training tokens is dead (paper: 10M; scale with the data). */
+  deadTokensThreshold: z.number().int().positive().default(10_000_000),
+  /** ReLU the dead latents' pre-activations before AuxK (OpenAI's reference) instead of using them raw (SAELens). */
+  auxRelu: z.boolean().default(false),
+});
+export const topKConfigSchema = topKFields.refine((c) => c.k <= c.dSae, { message: 'k must be at most d_sae', path: ['k'] });
 export type TopKConfig = z.infer<typeof topKConfigSchema>;
 
 /** Training state: tokens since each latent last fired (for dead-latent detection). */
@@ -89,12 +92,8 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
   },
 
   async lossAndGrads(p, x, cfg, _lambda, state, ctx): Promise<LossAndGrads> {
-    const ws = workspaceOf(ctx);
-    const rows = x.shape[0]!;
-    const m = cfg.dSae;
-    const since = state.tokensSinceFired;
     // AuxK needs the dense pre-activations only if some latent can be dead after this batch.
-    const auxPossible = cfg.auxCoefficient > 0 && since.some((t) => t + rows >= cfg.deadTokensThreshold);
+    const auxPossible = auxKPossible(state, cfg, x.shape[0]!);
     const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
     // f = ReLU(TopK(pre)): k entries per row (fewer if some of the top k are ≤ 0).
     const { f, pre } = await encoderTopK(ctx, input, p.W_enc!, p.b_enc!, cfg.k, auxPossible);
@@ -104,36 +103,12 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
     // ∂f/∂pre is 1 at the kept entries and 0 elsewhere, so ∂L/∂pre is ∂L/∂f on f's pattern.
     const dPre: SparseRows[] = [dec.dF!];
 
-    // Dead-latent bookkeeping, then AuxK on the dead latents.
-    const fired = new Uint8Array(m);
-    for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
-    const deadList: number[] = [];
-    for (let j = 0; j < m; j++) {
-      since[j] = fired[j] ? 0 : since[j]! + rows;
-      if (since[j]! >= cfg.deadTokensThreshold) deadList.push(j);
-    }
-    const nDead = deadList.length;
-    let auxk = 0;
-    const kAux = cfg.kAux ?? Math.max(1, Math.floor(cfg.dIn / 2));
-    if (nDead > 0 && cfg.auxCoefficient > 0) {
-      const k = Math.min(kAux, nDead);
-      const scale = Math.min(nDead / kAux, 1);
-      // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
-      const fAux = topKRows(pre!, k, { out: ws.sparseRows('fAux', rows, m), columns: Int32Array.from(deadList), positiveOnly: cfg.auxRelu });
-      const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
-      // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
-      const dEHat = ws.tensor('dEHat', eHat.shape);
-      let s = 0;
-      for (let i = 0; i < eHat.data.length; i++) {
-        const diff = eHat.data[i]! - (x.data[i]! - xHat.data[i]!);
-        s += diff * diff;
-        dEHat.data[i] = (cfg.auxCoefficient * scale * 2 * diff) / rows;
-      }
-      auxk = (cfg.auxCoefficient * scale * s) / rows;
-      const aux = await decoderBackward(ctx, fAux, dEHat, p.W_dec!, { key: 'aux' });
+    const aux = await deadLatentsAuxK(ctx, p, x, xHat, pre, f, state, cfg);
+    if (aux) {
       accumulate(dec.dWDec, aux.dWDec);
-      dPre.push(aux.dF!);
+      dPre.push(aux.dPre);
     }
+    const auxk = aux?.auxk ?? 0;
 
     const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
     return lossAndGradsResult(
@@ -147,22 +122,78 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
     );
   },
 
-  toSaelensConfig: (cfg) => ({
-    k: cfg.k,
-    k_aux: cfg.kAux ?? null,
-    aux_coefficient: cfg.auxCoefficient,
-    dead_tokens_threshold: cfg.deadTokensThreshold,
-    aux_relu: cfg.auxRelu,
-  }),
-  fromSaelensConfig: (json) =>
-    topKConfigSchema.parse({
-      dIn: json.d_in,
-      dSae: json.d_sae,
-      applyBDecToInput: json.apply_b_dec_to_input ?? true,
-      k: json.k,
-      kAux: json.k_aux ?? undefined,
-      auxCoefficient: json.aux_coefficient ?? undefined,
-      deadTokensThreshold: json.dead_tokens_threshold ?? undefined,
-      auxRelu: json.aux_relu ?? undefined,
-    }),
+  toSaelensConfig: (cfg) => topKSaelensFields(cfg),
+  fromSaelensConfig: (json) => topKConfigSchema.parse(topKFieldsFromSaelens(json)),
 };
+
+/** cfg.json fields of TopK's settings, and back (shared with BatchTopK). */
+export const topKSaelensFields = (cfg: TopKConfig) => ({
+  k: cfg.k,
+  k_aux: cfg.kAux ?? null,
+  aux_coefficient: cfg.auxCoefficient,
+  dead_tokens_threshold: cfg.deadTokensThreshold,
+  aux_relu: cfg.auxRelu,
+});
+export const topKFieldsFromSaelens = (json: Record<string, unknown>) => ({
+  dIn: json.d_in,
+  dSae: json.d_sae,
+  applyBDecToInput: json.apply_b_dec_to_input ?? true,
+  k: json.k,
+  kAux: json.k_aux ?? undefined,
+  auxCoefficient: json.aux_coefficient ?? undefined,
+  deadTokensThreshold: json.dead_tokens_threshold ?? undefined,
+  auxRelu: json.aux_relu ?? undefined,
+});
+
+/** Whether some latent can count as dead after a batch of `rows` (only then is AuxK computed). */
+export function auxKPossible(state: TopKState, cfg: TopKConfig, rows: number): boolean {
+  return cfg.auxCoefficient > 0 && state.tokensSinceFired.some((t) => t + rows >= cfg.deadTokensThreshold);
+}
+
+/**
+ * Dead-latent bookkeeping (tokens since each latent last fired, updated from this batch's latents f), then the AuxK
+ * term on the dead latents (Gao et al. 2024, A.2): its value (α · scale · mean ‖e − ê‖²), its W_dec gradient, and
+ * its gradient w.r.t. the pre-activations (sparse, on the dead latents picked). Null when no latent is dead.
+ * `pre` must be the dense pre-activations whenever `auxKPossible` was true for this batch.
+ */
+export async function deadLatentsAuxK(
+  ctx: SaeContext,
+  p: Params,
+  x: Tensor,
+  xHat: Tensor,
+  pre: Tensor | null,
+  f: SparseRows,
+  state: TopKState,
+  cfg: TopKConfig,
+): Promise<{ auxk: number; dWDec: Tensor; dPre: SparseRows } | null> {
+  const ws = workspaceOf(ctx);
+  const rows = x.shape[0]!;
+  const m = cfg.dSae;
+  const since = state.tokensSinceFired;
+  const fired = new Uint8Array(m);
+  for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
+  const deadList: number[] = [];
+  for (let j = 0; j < m; j++) {
+    since[j] = fired[j] ? 0 : since[j]! + rows;
+    if (since[j]! >= cfg.deadTokensThreshold) deadList.push(j);
+  }
+  const nDead = deadList.length;
+  if (nDead === 0 || cfg.auxCoefficient === 0) return null;
+  if (!pre) throw new Error('deadLatentsAuxK: latents are dead but the dense pre-activations were not computed');
+  const kAux = cfg.kAux ?? Math.max(1, Math.floor(cfg.dIn / 2));
+  const k = Math.min(kAux, nDead);
+  const scale = Math.min(nDead / kAux, 1);
+  // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
+  const fAux = topKRows(pre, k, { out: ws.sparseRows('fAux', rows, m), columns: Int32Array.from(deadList), positiveOnly: cfg.auxRelu });
+  const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
+  // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
+  const dEHat = ws.tensor('dEHat', eHat.shape);
+  let s = 0;
+  for (let i = 0; i < eHat.data.length; i++) {
+    const diff = eHat.data[i]! - (x.data[i]! - xHat.data[i]!);
+    s += diff * diff;
+    dEHat.data[i] = (cfg.auxCoefficient * scale * 2 * diff) / rows;
+  }
+  const aux = await decoderBackward(ctx, fAux, dEHat, p.W_dec!, { key: 'aux' });
+  return { auxk: (cfg.auxCoefficient * scale * s) / rows, dWDec: aux.dWDec, dPre: aux.dF! };
+}

@@ -315,3 +315,72 @@ export function rowsAbove(pre: Tensor, threshold: Float32Array | number, out = n
   }
   return out;
 }
+
+/**
+ * The cut for a top-`count` over a whole matrix (BatchTopK, Bussmann et al. 2024): a value t such that the
+ * positive entries of `m` greater than t are its `count` largest positive entries (barring ties) — the
+ * (count+1)-th largest positive entry, or 0 when there are at most `count` positive entries. Quickselect over
+ * a copy of the positive entries (O(n) expected), in `scratch` when it is large enough.
+ */
+export function globalTopKCut(m: Tensor, count: number, scratch?: Float32Array): number {
+  if (!Number.isInteger(count) || count < 0) throw new Error(`globalTopKCut: count must be a non-negative integer, got ${count}`);
+  const a = m.data;
+  const buf = scratch && scratch.length >= a.length ? scratch : new Float32Array(a.length);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i]! > 0) buf[n++] = a[i]!;
+  if (n <= count) return 0;
+  return selectAscending(buf, n, n - count - 1);
+}
+
+/** The element of rank `k` (0-based, ascending) among v[0..n), by iterative quickselect; reorders v. */
+function selectAscending(v: Float32Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    // Median of three as the pivot keeps sorted or constant runs from going quadratic.
+    const mid = (lo + hi) >> 1;
+    const pivot = median3(v[lo]!, v[mid]!, v[hi]!);
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (v[i]! < pivot) i++;
+      while (v[j]! > pivot) j--;
+      if (i <= j) {
+        const t = v[i]!;
+        v[i++] = v[j]!;
+        v[j--] = t;
+      }
+    }
+    // Now v[lo..j] ≤ pivot ≤ v[i..hi], and entries strictly between j and i equal the pivot.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return pivot;
+  }
+  return v[k]!;
+}
+
+const median3 = (a: number, b: number, c: number) => Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+
+/**
+ * The `count` largest positive entries of the whole matrix as CSR rows (BatchTopK's selection), exactly `count` of
+ * them when there are that many positive entries: entries above `globalTopKCut`, then entries equal to the cut in
+ * row-major order until `count` are kept (ties broken by position, as a sort-based top-k would).
+ */
+export function globalTopK(m: Tensor, count: number, opts: { out?: SparseRows; scratch?: Float32Array } = {}): SparseRows {
+  const [rows, cols] = dims2(m, 'globalTopK');
+  const cut = globalTopKCut(m, count, opts.scratch);
+  const a = m.data;
+  let above = 0;
+  for (let i = 0; i < a.length; i++) if (a[i]! > cut) above++;
+  let ties = cut > 0 ? count - above : 0;
+  const out = (opts.out ?? new SparseRows()).reset(rows, cols);
+  for (let r = 0; r < rows; r++) {
+    out.reserve(cols);
+    for (let j = 0, o = r * cols; j < cols; j++, o++) {
+      const v = a[o]!;
+      if (v > cut || (v === cut && ties > 0 && ties--)) out.push(j, v);
+    }
+    out.endRow();
+  }
+  return out;
+}

@@ -13,7 +13,7 @@ import { CODE_VERSION } from '../sae-folder.js';
 
 const PACKAGES = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-const ARCH_PACKAGE: Record<ArchName, string> = { relu: 'sae-relu', gated: 'sae-gated', topk: 'sae-topk', jumprelu: 'sae-jumprelu' };
+const ARCH_PACKAGE: Record<ArchName, string> = { relu: 'sae-relu', gated: 'sae-gated', topk: 'sae-topk', jumprelu: 'sae-jumprelu', batchtopk: 'sae-topk' };
 
 /** Files (relative to packages/) whose contents define results, besides the architecture package. */
 const SHARED = [

@@ -11,10 +11,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { ArchName } from '@saelab/core';
-import { ARCH_NAMES } from '../registry.js';
+import { ARCH_NAMES, getArchitecture } from '../registry.js';
 import { hashOf } from '../train.js';
 
 const archEnum = z.enum(ARCH_NAMES as [ArchName, ...ArchName[]]);
+/** Architectures whose sparsity knob is k (an exact L0 target: no calibration). */
+const K_ARCHS = ARCH_NAMES.filter((a) => getArchitecture(a).sparsityKnob === 'k');
 
 /** Training settings of one SAE; `archs.<name>` overrides them per architecture. */
 const trainingSchema = z
@@ -116,8 +118,10 @@ export const sweepConfigSchema = z
     for (const a of Object.keys(c.grid.sparsity)) {
       if (!c.grid.architectures.includes(a as ArchName)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `'${a}' is not in grid.architectures` });
     }
-    for (const k of c.grid.sparsity.topk ?? []) {
-      if (!Number.isInteger(k)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', 'topk'], message: `k must be an integer, got ${k}` });
+    for (const a of K_ARCHS) {
+      for (const k of c.grid.sparsity[a] ?? []) {
+        if (!Number.isInteger(k)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `k must be an integer, got ${k}` });
+      }
     }
     if (c.source === 'default' && !c.activations && !c.lm) {
       ctx.addIssue({ code: 'custom', path: ['lm'], message: "the default source trains its own LM: give its settings under 'lm' (see the presets)" });
@@ -250,7 +254,7 @@ export function expandGrid(c: SweepConfig): PointSpec[] {
       ];
       for (const s of settings) {
         for (const seed of c.grid.seeds) {
-          const knob = s.target !== null ? `l0_${s.target}` : arch === 'topk' ? `k_${s.sparsity}` : `lam_${s.sparsity}`;
+          const knob = s.target !== null ? `l0_${s.target}` : K_ARCHS.includes(arch) ? `k_${s.sparsity}` : `lam_${s.sparsity}`;
           out.push({ id: `${arch}-${knob}-x${expansion}-s${seed}`, arch, ...s, seed, expansion });
         }
       }
@@ -271,7 +275,7 @@ export function trainingFor(c: SweepConfig, arch: ArchName): z.output<typeof tra
  * (λ-based archs with a target), the data fingerprint and the code version. Nothing about other architectures.
  */
 export function pointKey(c: SweepConfig, p: PointSpec, dataFingerprint: string, codeVersion: string): Record<string, unknown> {
-  const calibrated = p.target !== null && p.arch !== 'topk';
+  const calibrated = p.target !== null && !K_ARCHS.includes(p.arch);
   return {
     point: { arch: p.arch, target: p.target, sparsity: p.sparsity, seed: p.seed, expansion: p.expansion },
     training: trainingFor(c, p.arch),
