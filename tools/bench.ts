@@ -54,9 +54,10 @@ const mode = values.mode as SparseMode;
 const kernels = values.kernels as 'wasm' | 'ts';
 const PEAK_GFLOPS = 157;
 /** PyTorch SAELens/dictionary_learning-style trainer on this machine (performance.md / issue 6). */
-const PYTORCH_TOKENS_PER_S: Record<string, number> = { relu: 3000, topk: 3800, jumprelu: 2000, gated: 1600 };
+// BatchTopK has no measured PyTorch number: it is compared with TopK's (the same dense work plus a global selection).
+const PYTORCH_TOKENS_PER_S: Record<string, number> = { relu: 3000, topk: 3800, jumprelu: 2000, gated: 1600, batchtopk: 3800 };
 /** Products per step besides the encoder GEMM: decode, ∂L/∂f, dW_dec, dW_enc (+ Gated's aux decode and its ∂). */
-const BACKWARD_PRODUCTS: Record<string, number> = { relu: 4, topk: 4, jumprelu: 4, gated: 6 };
+const BACKWARD_PRODUCTS: Record<string, number> = { relu: 4, topk: 4, jumprelu: 4, gated: 6, batchtopk: 4 };
 
 const engine = await defaultEngine();
 console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length} cores, load avg ${os.loadavg()[0]!.toFixed(1)}, node ${process.version}`);
@@ -74,7 +75,7 @@ const x = { data: rng.fillNormal(new Float32Array(batch * dIn), 1 / Math.sqrt(dI
  * (Gated) is put at mean + z·std of its pre-activation on this batch, z the normal quantile of that tail.
  */
 async function setTrainedSparsity(name: string, p: Params): Promise<void> {
-  if (name === 'topk') return;
+  if (ARCHITECTURES[name as keyof typeof ARCHITECTURES].sparsityKnob === 'k') return; // k fixes L0
   const pre = await engine.gemm(x, p.W_enc!); // b_dec = 0 at init, so this is the encoder's pre-activation
   const mean = new Float64Array(dSae);
   const sq = new Float64Array(dSae);
@@ -107,9 +108,10 @@ function normalQuantile(p: number): number {
 const sparsities = values.sparsity === 'both' ? ['init', 'trained'] : [values.sparsity!];
 for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
   for (const sparsity of sparsities) {
-    if (name === 'topk' && sparsity === 'init' && sparsities.length > 1) continue; // k fixes L0: one row is enough
     const arch = ARCHITECTURES[name as keyof typeof ARCHITECTURES];
-    const cfg = arch.configSchema.parse({ dIn, dSae, ...(name === 'topk' ? { k: targetL0 } : {}) });
+    const byK = arch.sparsityKnob === 'k';
+    if (byK && sparsity === 'init' && sparsities.length > 1) continue; // k fixes L0: one row is enough
+    const cfg = arch.configSchema.parse({ dIn, dSae, ...(byK ? { k: targetL0 } : {}) });
     const params = arch.init(cfg, new Rng(1));
     if (sparsity === 'trained') await setTrainedSparsity(name, params);
     const workspace = new Workspace({ mode, kernels });

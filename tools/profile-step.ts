@@ -20,7 +20,7 @@ const engine: GemmEngine = {
   },
 };
 const arch = ARCHITECTURES[name];
-const cfg = arch.configSchema.parse({ dIn, dSae, ...(name === 'topk' ? { k: 32 } : {}) });
+const cfg = arch.configSchema.parse({ dIn, dSae, ...(ARCHITECTURES[name].sparsityKnob === 'k' ? { k: 32 } : {}) });
 const params = arch.init(cfg, new Rng(1));
 const workspace = new Workspace();
 const ctx: SaeContext = { engine, workspace };

@@ -191,6 +191,21 @@ describe('nonlinearities producing sparse rows', () => {
     expect(() => globalTopKCut(sorted, -1)).toThrow(/non-negative integer/);
   });
 
+  it('globalTopKCut on large matrices (the sampled-floor fast path) agrees with sorting, including its fallbacks', () => {
+    const rng = new Rng(11);
+    const big = randomDense(rng, 512, 256); // 131072 entries: the fast path runs for count ≤ ~2000
+    const sortedPositives = Array.from(big.data).filter((v) => v > 0).sort((a, b) => b - a);
+    for (const count of [0, 1, 100, 1000, 2000, 40000]) expect(globalTopKCut(big, count), `count ${count}`).toBe(sortedPositives[count]);
+    // Mostly negative: the sample floor is ≤ 0, so the exact path over the positive entries answers.
+    const neg: Tensor = { data: big.data.map((v, i) => (i % 997 === 0 ? Math.abs(v) : -Math.abs(v) - 1e-3)), shape: big.shape };
+    const negPositives = Array.from(neg.data).filter((v) => v > 0).sort((a, b) => b - a);
+    expect(globalTopKCut(neg, 50)).toBe(negPositives[50]);
+    // Large values exactly at the sampled positions: the floor lands high and must still give the exact cut.
+    const spiky: Tensor = { data: big.data.map((v, i) => (i % 8 === 0 ? 100 + v : v)), shape: big.shape };
+    const spikyPositives = Array.from(spiky.data).filter((v) => v > 0).sort((a, b) => b - a);
+    for (const count of [10, 1500]) expect(globalTopKCut(spiky, count)).toBe(spikyPositives[count]);
+  });
+
   it('globalTopK: exactly count entries, the largest positive ones, ties at the cut broken by position', () => {
     const rng = new Rng(12);
     const m = randomDense(rng, 9, 11);
