@@ -30,7 +30,7 @@ describe('saelab train: flags', () => {
   it('--k with relu', async () => {
     const r = await train('--arch', 'relu', '--k', '4');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--k: --k applies only to --arch topk, not relu/);
+    expect(r.stderr).toMatch(/--k: --k applies only to --arch topk or batchtopk, not relu/);
   });
   it('--sparsity with topk', async () => {
     const r = await train('--arch', 'topk', '--sparsity', '0.1');
