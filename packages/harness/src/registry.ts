@@ -1,5 +1,5 @@
 /** The architectures by CLI name: the four of the comparison, plus BatchTopK (in @saelab/sae-topk). Adding another: implement SaeArchitecture in a package, list it here, and see docs/design.md for the other places that name it. */
-import type { ArchName, SaeArchitecture } from '@saelab/core';
+import type { ArchName, SaeArchitecture, SaelensArchitecture } from '@saelab/core';
 import { gated } from '@saelab/sae-gated';
 import { jumpRelu } from '@saelab/sae-jumprelu';
 import { relu } from '@saelab/sae-relu';
@@ -7,6 +7,11 @@ import { batchTopK, topK } from '@saelab/sae-topk';
 
 export const ARCHITECTURES: Record<ArchName, SaeArchitecture<any, any>> = { relu, gated, topk: topK, jumprelu: jumpRelu, batchtopk: batchTopK };
 export const ARCH_NAMES = Object.keys(ARCHITECTURES) as ArchName[];
+/**
+ * The architecture that loads each SAELens `architecture`. BatchTopK is saved as a JumpReLU folder (its inference
+ * form), so a 'jumprelu' folder loads as JumpReLU whichever of the two trained it.
+ */
+const BY_SAELENS_ARCHITECTURE: Record<SaelensArchitecture, SaeArchitecture<any, any>> = { standard: relu, gated, topk: topK, jumprelu: jumpRelu };
 
 export function getArchitecture(name: string): SaeArchitecture<any, any> {
   const arch = ARCHITECTURES[name as ArchName];
@@ -23,8 +28,7 @@ export function architectureFromSaelens(cfg: Record<string, unknown>): SaeArchit
   const fn = cfg.activation_fn_str ?? cfg.activation_fn ?? 'relu';
   if (a === 'standard' && fn === 'topk') return topK;
   if (a === 'standard' && fn !== 'relu') throw new Error(`cfg.json: activation function '${String(fn)}' is not supported (supported: relu, topk)`);
-  // BatchTopK is saved as a JumpReLU folder (its inference form), so 'jumprelu' loads as JumpReLU.
-  const found = Object.values(ARCHITECTURES).find((x) => x.saelensArchitecture === a && x.name !== 'batchtopk');
-  if (!found) throw new Error(`cfg.json: architecture '${String(a)}' is not supported (supported: standard, gated, topk, jumprelu)`);
-  return found;
+  const known = Object.keys(BY_SAELENS_ARCHITECTURE);
+  if (typeof a !== 'string' || !known.includes(a)) throw new Error(`cfg.json: architecture '${String(a)}' is not supported (supported: ${known.join(', ')})`);
+  return BY_SAELENS_ARCHITECTURE[a as SaelensArchitecture];
 }

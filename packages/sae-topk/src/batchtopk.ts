@@ -17,22 +17,18 @@ import {
   type LossAndGrads,
   type SaeArchitecture,
   type SparseRows,
-  accumulate,
   decodeAffine,
-  decoderBackward,
-  encoderBackward,
   encoderInput,
   encoderPre,
   freshContext,
   globalTopK,
   initTiedDictionary,
   lossAndGradsResult,
-  reconstructionLoss,
   rowsAbove,
   workspaceOf,
   zeros,
 } from '@saelab/core';
-import { type TopKState, deadLatentsAuxK, topK, topKFields, topKFieldsFromSaelens, topKSaelensFields } from './topk.js';
+import { type TopKState, lossFromSelectedLatents, topK, topKFields, topKFieldsFromSaelens, topKSaelensFields } from './topk.js';
 
 export const batchTopKConfigSchema = topKFields
   .extend({
@@ -87,36 +83,11 @@ export const batchTopK: SaeArchitecture<BatchTopKConfig, BatchTopKState> = {
     const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
     // f: the k·B largest positive pre-activations of the whole batch (all positive ones if fewer).
     const f = globalTopK(pre, cfg.k * rows, { out: ws.sparseRows('f', rows, m), scratch: ws.buffer('batchTopKScratch', pre.data.length) });
-    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
-    const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
-    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
-    // ∂f/∂pre is 1 at the kept entries and 0 elsewhere (the selection itself has no gradient), as in TopK.
-    const dPre: SparseRows[] = [dec.dF!];
-    const aux = await deadLatentsAuxK(ctx, p, x, xHat, pre, f, state, cfg);
-    if (aux) {
-      accumulate(dec.dWDec, aux.dWDec);
-      dPre.push(aux.dPre);
-    }
+    const out = await lossFromSelectedLatents(ctx, p, x, input, f, pre, state, cfg);
     updateThreshold(state, f, cfg.thresholdRate);
     p.threshold!.data.fill(state.threshold);
-
-    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
-    const auxk = aux?.auxk ?? 0;
-    return lossAndGradsResult(
-      {
-        loss: mse + auxk,
-        parts: { mse, auxk },
-        grads: {
-          W_enc: enc.dWEnc,
-          b_enc: enc.dBEnc,
-          W_dec: dec.dWDec,
-          b_dec: accumulate(dec.dBDec, enc.dBDecFromInput),
-          threshold: ws.zeros('dThreshold', [m]), // a buffer: no gradient, so the optimiser leaves it alone
-        },
-        xHat,
-      },
-      f,
-    );
+    // θ is a buffer: a zero gradient, so the optimiser leaves it alone.
+    return lossAndGradsResult({ ...out, grads: { ...out.grads, threshold: ws.zeros('dThreshold', [m]) } }, f);
   },
 
   // A JumpReLU folder for SAELens, plus the BatchTopK settings it was trained with (SAELens ignores extra fields).

@@ -97,34 +97,46 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
     const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
     // f = ReLU(TopK(pre)): k entries per row (fewer if some of the top k are ≤ 0).
     const { f, pre } = await encoderTopK(ctx, input, p.W_enc!, p.b_enc!, cfg.k, auxPossible);
-    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
-    const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
-    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
-    // ∂f/∂pre is 1 at the kept entries and 0 elsewhere, so ∂L/∂pre is ∂L/∂f on f's pattern.
-    const dPre: SparseRows[] = [dec.dF!];
-
-    const aux = await deadLatentsAuxK(ctx, p, x, xHat, pre, f, state, cfg);
-    if (aux) {
-      accumulate(dec.dWDec, aux.dWDec);
-      dPre.push(aux.dPre);
-    }
-    const auxk = aux?.auxk ?? 0;
-
-    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
-    return lossAndGradsResult(
-      {
-        loss: mse + auxk,
-        parts: { mse, auxk },
-        grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
-        xHat,
-      },
-      f,
-    );
+    return lossAndGradsResult(await lossFromSelectedLatents(ctx, p, x, input, f, pre, state, cfg), f);
   },
 
   toSaelensConfig: (cfg) => topKSaelensFields(cfg),
   fromSaelensConfig: (json) => topKConfigSchema.parse(topKFieldsFromSaelens(json)),
 };
+
+/**
+ * Everything after the selection, shared by TopK and BatchTopK: decode, reconstruction loss, AuxK on the dead latents,
+ * and the backward pass. ∂f/∂pre is 1 at the kept entries and 0 elsewhere (the selection itself has no gradient),
+ * so ∂L/∂pre is ∂L/∂f on f's pattern. `pre` is needed whenever a latent can be dead (see `auxKPossible`).
+ */
+export async function lossFromSelectedLatents(
+  ctx: SaeContext,
+  p: Params,
+  x: Tensor,
+  input: Tensor,
+  f: SparseRows,
+  pre: Tensor | null,
+  state: TopKState,
+  cfg: TopKConfig,
+): Promise<Omit<LossAndGrads, 'latents'>> {
+  const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+  const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
+  const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+  const dPre: SparseRows[] = [dec.dF!];
+  const aux = await deadLatentsAuxK(ctx, p, x, xHat, pre, f, state, cfg);
+  if (aux) {
+    accumulate(dec.dWDec, aux.dWDec);
+    dPre.push(aux.dPre);
+  }
+  const auxk = aux?.auxk ?? 0;
+  const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+  return {
+    loss: mse + auxk,
+    parts: { mse, auxk },
+    grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
+    xHat,
+  };
+}
 
 /** cfg.json fields of TopK's settings, and back (shared with BatchTopK). */
 export const topKSaelensFields = (cfg: TopKConfig) => ({
@@ -156,7 +168,7 @@ export function auxKPossible(state: TopKState, cfg: TopKConfig, rows: number): b
  * its gradient w.r.t. the pre-activations (sparse, on the dead latents picked). Null when no latent is dead.
  * `pre` must be the dense pre-activations whenever `auxKPossible` was true for this batch.
  */
-export async function deadLatentsAuxK(
+async function deadLatentsAuxK(
   ctx: SaeContext,
   p: Params,
   x: Tensor,
