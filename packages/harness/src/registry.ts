@@ -7,6 +7,8 @@ import { batchTopK, topK } from '@saelab/sae-topk';
 
 export const ARCHITECTURES: Record<ArchName, SaeArchitecture<any, any>> = { relu, gated, topk: topK, jumprelu: jumpRelu, batchtopk: batchTopK };
 export const ARCH_NAMES = Object.keys(ARCHITECTURES) as ArchName[];
+/** Architectures whose sparsity knob is k (an exact L0 target, no λ calibration): topk, batchtopk. */
+export const K_ARCH_NAMES = ARCH_NAMES.filter((a) => ARCHITECTURES[a].sparsityKnob === 'k');
 /**
  * The architecture that loads each SAELens `architecture`. BatchTopK is saved as a JumpReLU folder (its inference
  * form), so a 'jumprelu' folder loads as JumpReLU whichever of the two trained it.

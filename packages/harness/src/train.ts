@@ -7,6 +7,7 @@ import { rm, stat } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
 import {
+  type ArchName,
   type BaseSaeConfig,
   type GemmEngine,
   type MetricsSummary,
@@ -28,7 +29,7 @@ import {
 } from '@saelab/core';
 import { type ActivationInput, openActivations, splitHeldOut } from './data.js';
 import { evaluateSae, metricsJson } from './evaluate.js';
-import { ARCH_NAMES, getArchitecture } from './registry.js';
+import { ARCH_NAMES, K_ARCH_NAMES, getArchitecture } from './registry.js';
 import { CODE_VERSION, loadSae, saveSae } from './sae-folder.js';
 
 export const trainOptionsSchema = z
@@ -72,10 +73,11 @@ export const trainOptionsSchema = z
     const bad = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     if (o.dSae !== undefined && o.expansion !== undefined) bad('dSae', 'give --d-sae or --expansion, not both');
     if (o.steps !== undefined && o.tokens !== undefined) bad('steps', 'give --steps or --tokens, not both');
-    const byK = getArchitecture(o.arch).sparsityKnob === 'k';
+    const byK = K_ARCH_NAMES.includes(o.arch as ArchName);
+    const kArchs = K_ARCH_NAMES.join(' or ');
     if (byK && o.sparsity !== undefined) bad('sparsity', `${o.arch} is controlled by --k, not --sparsity`);
-    if (!byK && o.k !== undefined) bad('k', `--k applies only to --arch topk or batchtopk, not ${o.arch}`);
-    if (!byK && o.deadTokens !== undefined) bad('deadTokens', '--dead-tokens applies only to --arch topk or batchtopk');
+    if (!byK && o.k !== undefined) bad('k', `--k applies only to --arch ${kArchs}, not ${o.arch}`);
+    if (!byK && o.deadTokens !== undefined) bad('deadTokens', `--dead-tokens applies only to --arch ${kArchs}`);
     if (o.init !== undefined && o.bDecInit !== 'zero') bad('bDecInit', '--b-dec-init does not apply with --init (its b_dec is kept exactly)');
   });
 export type TrainOptions = z.input<typeof trainOptionsSchema>;

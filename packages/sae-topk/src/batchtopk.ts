@@ -28,14 +28,14 @@ import {
   workspaceOf,
   zeros,
 } from '@saelab/core';
-import { type TopKState, lossFromSelectedLatents, topK, topKFields, topKFieldsFromSaelens, topKSaelensFields } from './topk.js';
+import { type TopKState, kWithinDictionary, kWithinDictionaryIssue, lossFromSelectedLatents, topK, topKFields, topKFieldsFromSaelens, topKSaelensFields } from './topk.js';
 
 export const batchTopKConfigSchema = topKFields
   .extend({
     /** Rate of the running average that gives the inference threshold θ (SAELens `topk_threshold_lr`). */
     thresholdRate: z.number().gt(0).max(1).default(0.01),
   })
-  .refine((c) => c.k <= c.dSae, { message: 'k must be at most d_sae', path: ['k'] });
+  .refine(kWithinDictionary, kWithinDictionaryIssue);
 export type BatchTopKConfig = z.infer<typeof batchTopKConfigSchema>;
 
 /** TopK's dead-latent counters plus the inference threshold's running average. */

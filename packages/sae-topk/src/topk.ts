@@ -47,7 +47,10 @@ export const topKFields = baseSaeConfigSchema.extend({
   /** ReLU the dead latents' pre-activations before AuxK (OpenAI's reference) instead of using them raw (SAELens). */
   auxRelu: z.boolean().default(false),
 });
-export const topKConfigSchema = topKFields.refine((c) => c.k <= c.dSae, { message: 'k must be at most d_sae', path: ['k'] });
+/** k latents must exist: the check both TopK and BatchTopK configs apply after their fields. */
+export const kWithinDictionary = <C extends { k: number; dSae: number }>(c: C) => c.k <= c.dSae;
+export const kWithinDictionaryIssue = { message: 'k must be at most d_sae', path: ['k'] };
+export const topKConfigSchema = topKFields.refine(kWithinDictionary, kWithinDictionaryIssue);
 export type TopKConfig = z.infer<typeof topKConfigSchema>;
 
 /** Training state: tokens since each latent last fired (for dead-latent detection). */

@@ -11,12 +11,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { ArchName } from '@saelab/core';
-import { ARCH_NAMES, getArchitecture } from '../registry.js';
+import { ARCH_NAMES, K_ARCH_NAMES as K_ARCHS } from '../registry.js';
 import { hashOf } from '../train.js';
 
 const archEnum = z.enum(ARCH_NAMES as [ArchName, ...ArchName[]]);
-/** Architectures whose sparsity knob is k (an exact L0 target: no calibration). */
-const K_ARCHS = ARCH_NAMES.filter((a) => getArchitecture(a).sparsityKnob === 'k');
 
 /** Training settings of one SAE; `archs.<name>` overrides them per architecture. */
 const trainingSchema = z
