@@ -115,7 +115,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const params = arch.init(cfg, new Rng(1));
     if (sparsity === 'trained') await setTrainedSparsity(name, params);
     const workspace = new Workspace({ mode, kernels });
-    const options = recipeOptions(arch, warmup + steps, defaultSparsityFor(arch, cfg));
+    const options = recipeOptions(arch, warmup + steps, defaultSparsityFor(arch, cfg), cfg);
     options.sparsityWarmupSteps = 0; // time the full step at the final λ
     const ctx: SaeContext = { engine, workspace };
     const trainer = new SaeTrainer(arch, cfg, params, options, ctx);

@@ -24,7 +24,7 @@ const cfg = arch.configSchema.parse({ dIn, dSae, ...(ARCHITECTURES[name].sparsit
 const params = arch.init(cfg, new Rng(1));
 const workspace = new Workspace();
 const ctx: SaeContext = { engine, workspace };
-const trainer = new SaeTrainer(arch, cfg, params, recipeOptions(arch, 10, defaultSparsityFor(arch, cfg)), ctx);
+const trainer = new SaeTrainer(arch, cfg, params, recipeOptions(arch, 10, defaultSparsityFor(arch, cfg), cfg), ctx);
 const x = { data: new Rng(0).fillNormal(new Float32Array(batch * dIn), 1 / Math.sqrt(dIn)), shape: [batch, dIn] };
 await trainer.trainStep(x);
 calls.length = 0;

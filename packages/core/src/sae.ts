@@ -48,7 +48,8 @@ export interface LossAndGrads {
 
 /** The paper's recommended training settings, used as CLI defaults. */
 export interface TrainingRecipe {
-  optimizer: { kind: 'adam' | 'adamw' | 'sgd'; lr: number; beta1: number; beta2: number };
+  /** `lr` may be a function of the config where the reference scales it (TopK: 2e-4/√(m/2¹⁴)); see `defaultLrFor`. */
+  optimizer: { kind: 'adam' | 'adamw' | 'sgd'; lr: number | ((cfg: BaseSaeConfig) => number); beta1: number; beta2: number };
   lrSchedule: 'constant' | 'cosine' | 'linear-decay';
   /** Fraction of total steps for the linear LR warm-up. */
   lrWarmupFraction: number;
@@ -67,6 +68,12 @@ export interface TrainingRecipe {
 export function defaultSparsityFor(arch: { recipe: TrainingRecipe }, cfg: BaseSaeConfig): number {
   const d = arch.recipe.defaultSparsity;
   return typeof d === 'function' ? d(cfg) : d;
+}
+
+/** The recipe's default learning rate for `cfg`. */
+export function defaultLrFor(arch: { recipe: TrainingRecipe }, cfg: BaseSaeConfig): number {
+  const lr = arch.recipe.optimizer.lr;
+  return typeof lr === 'function' ? lr(cfg) : lr;
 }
 
 export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = unknown> {
@@ -94,8 +101,11 @@ export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = un
    * May update `state` (e.g. dead-latent tracking).
    */
   lossAndGrads(params: Params, x: Tensor, cfg: C, sparsityCoeff: number, state: S, ctx: SaeContext): Promise<LossAndGrads>;
-  /** Called after every optimiser step (after decoder renormalisation), e.g. to keep parameters in their domain. */
-  afterOptimizerStep?(params: Params, cfg: C): void;
+  /**
+   * Called after every optimiser step (after decoder renormalisation), e.g. to keep parameters in their domain or
+   * bound a step; `state` is the run's training state (as `lossAndGrads` left it before the step).
+   */
+  afterOptimizerStep?(params: Params, cfg: C, state?: S): void;
   /** Training state to JSON (for resumable checkpoints) and back; omit when the state is undefined. */
   exportTrainState?(state: S): Record<string, unknown>;
   importTrainState?(cfg: C, json: Record<string, unknown>): S;

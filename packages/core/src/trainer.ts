@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { removeParallelGradient, normalizeRows } from './decoder-norm.js';
 import { type Optimizer, OptimizerConfig, createOptimizer } from './optim.js';
-import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './sae.js';
+import { type BaseSaeConfig, type SaeArchitecture, type SaeContext, defaultLrFor } from './sae.js';
 import type { SparseLossAndGrads } from './sae-ops.js';
 import { Workspace } from './fast/workspace.js';
 import { clipGradNorm, lrAt, warmupCoefficient } from './schedule.js';
@@ -42,12 +42,14 @@ export interface StepStats {
 }
 
 /** The recipe's options for a run of `totalSteps` steps, with λ / k and any overrides applied. */
-export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: number, sparsity: number): TrainerOptions {
+export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: number, sparsity: number, cfg?: BaseSaeConfig): TrainerOptions {
   const r = arch.recipe;
+  if (typeof r.optimizer.lr === 'function' && !cfg) throw new Error(`recipeOptions: ${arch.name}'s recipe lr depends on the config; pass it`);
+  const lr = cfg ? defaultLrFor(arch, cfg) : (r.optimizer.lr as number);
   return {
     totalSteps,
     sparsity,
-    optimizer: OptimizerConfig.parse({ kind: r.optimizer.kind, lr: r.optimizer.lr, beta1: r.optimizer.beta1, beta2: r.optimizer.beta2 }),
+    optimizer: OptimizerConfig.parse({ kind: r.optimizer.kind, lr, beta1: r.optimizer.beta1, beta2: r.optimizer.beta2 }),
     lrSchedule: r.lrSchedule,
     lrWarmupSteps: Math.round(r.lrWarmupFraction * totalSteps),
     sparsityWarmupSteps: Math.round(r.sparsityWarmupFraction * totalSteps),
@@ -119,7 +121,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     const gradNorm = clipGradNorm(out.grads, this.options.gradClip);
     this.optimizer.step(this.params, out.grads, lr);
     if (unitNorm) normalizeRows(this.params.W_dec!);
-    this.arch.afterOptimizerStep?.(this.params, this.cfg);
+    this.arch.afterOptimizerStep?.(this.params, this.cfg, this.trainState);
     this.step++;
 
     ws.phase('stats');

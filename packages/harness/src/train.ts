@@ -140,7 +140,7 @@ export async function trainSae(
     });
     if (init && init.cfg.dIn !== data.d) throw new Error(`--init SAE has d_in ${init.cfg.dIn} but the activations have d = ${data.d}`);
 
-    const recipe = recipeOptions(arch, totalSteps, arch.sparsityKnob === 'k' ? 0 : sparsity);
+    const recipe = recipeOptions(arch, totalSteps, arch.sparsityKnob === 'k' ? 0 : sparsity, cfg);
     const optimizerKind = o.optimizer ?? recipe.optimizer.kind;
     const trainerOptions = {
       ...recipe,

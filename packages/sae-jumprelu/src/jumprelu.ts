@@ -12,6 +12,16 @@
  *   ∂f_i/∂pre_i = H(pre_i − θ_i)          ∂f_i/∂θ_i = −(θ_i/ε) K((pre_i − θ_i)/ε)
  *   ∂H_i/∂pre_i = 0                       ∂H_i/∂θ_i = −(1/ε) K((pre_i − θ_i)/ε)
  * so the L0 term trains only θ. θ is stored directly (SAELens `threshold`), not as log θ.
+ *
+ * θ's step is bounded (`thresholdStepBound`, default ½): after each optimiser step θ is clipped to within ε/2 of its
+ * value before the step. Adam moves a parameter by ≈ lr per step whatever its scale, so at the lrs short runs need
+ * (1e-3–1e-2) raw θ could move several bandwidths in one step and jump past a latent's whole pre-activation range;
+ * after that the latent gets no gradient at all (none of its pre-activations falls in the window). With the bound,
+ * every pre-activation θ crosses in a step lay inside the STE window of that step, so it contributed to dθ.
+ * References treat the same problem differently: SAELens and the paper's reference code train ln θ
+ * (`log_threshold`, a step changes θ by a fraction ≈ lr of itself), dictionary_learning trains raw θ at lr 7e-5.
+ * We keep raw θ (so θ can still move from its 0.001 init to ~0.1 within a few hundred steps, which ln θ at these
+ * lrs cannot) and bound the step instead; `thresholdStepBound: 0` turns the bound off.
  */
 import { z } from 'zod';
 import {
@@ -40,23 +50,31 @@ export const jumpReluConfigSchema = baseSaeConfigSchema.extend({
   bandwidth: z.number().positive().default(0.001),
   /** Initial threshold θ for every latent. */
   initialThreshold: z.number().positive().default(0.001),
+  /** Largest change of θ per optimiser step, in bandwidths ε (½: θ never crosses more than its STE window); 0 = off. */
+  thresholdStepBound: z.number().nonnegative().default(0.5),
 });
 export type JumpReluConfig = z.infer<typeof jumpReluConfigSchema>;
 
+/** θ as it was before the optimiser step (set by lossAndGrads), for the step bound applied after it. */
+export interface JumpReluState {
+  thresholdBefore: Float32Array;
+}
 
-export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
+
+export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined> = {
   name: 'jumprelu',
   saelensArchitecture: 'jumprelu',
   sparsityKnob: 'lambda',
   decoderConstraint: () => 'unit-norm',
   configSchema: jumpReluConfigSchema,
-  // Gemma Scope / paper settings: Adam β = (0, 0.999), lr 7e-5 with warm-up, λ warmed up from 0.
+  // Gemma Scope / paper settings: Adam β = (0, 0.999), lr 7e-5 with warm-up, λ warmed up from 0; gradient norm
+  // clipped at 1, as dictionary_learning's JumpReluTrainer does (trainers/jumprelu.py).
   recipe: {
     optimizer: { kind: 'adam', lr: 7e-5, beta1: 0, beta2: 0.999 },
     lrSchedule: 'constant',
     lrWarmupFraction: 0.01,
     sparsityWarmupFraction: 0.1,
-    gradClip: 0,
+    gradClip: 1,
     defaultSparsity: 1e-3,
   },
 
@@ -75,21 +93,29 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
-  initTrainState: () => undefined,
+  initTrainState: (cfg) => ({ thresholdBefore: new Float32Array(cfg.dSae).fill(cfg.initialThreshold) }),
+  exportTrainState: (state) => ({ thresholdBefore: Array.from(state!.thresholdBefore) }),
+  importTrainState: (cfg, json) => ({ thresholdBefore: Float32Array.from(z.array(z.number()).length(cfg.dSae).parse(json.thresholdBefore)) }),
 
-  // θ is a threshold on a JumpReLU, so θ ≥ 0; Adam on raw θ can step below 0, which would let negative
-  // pre-activations through. Clamp, as SAELens's relu(threshold) does at inference.
-  afterOptimizerStep(p) {
+  // The step bound (see the header): θ ∈ [θ_before − b·ε, θ_before + b·ε]. Then θ ≥ 0: a threshold below 0 would let
+  // negative pre-activations through (SAELens applies relu(threshold) at inference for the same reason).
+  afterOptimizerStep(p, cfg, state) {
     const theta = p.threshold!.data;
+    const bound = cfg.thresholdStepBound * cfg.bandwidth;
+    if (state && bound > 0) {
+      const before = state.thresholdBefore;
+      for (let i = 0; i < theta.length; i++) theta[i] = Math.min(before[i]! + bound, Math.max(before[i]! - bound, theta[i]!));
+    }
     for (let i = 0; i < theta.length; i++) if (theta[i]! < 0) theta[i] = 0;
   },
 
-  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, lambda, state, ctx): Promise<LossAndGrads> {
     const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const m = cfg.dSae;
     const eps = cfg.bandwidth;
     const theta = p.threshold!.data;
+    state?.thresholdBefore.set(theta); // undefined only when called outside a trainer (tests)
 
     const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
     const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
@@ -140,7 +166,7 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
     return lossAndGradsResult({ loss: mse + sparsity, parts: { mse, sparsity }, grads, xHat }, f);
   },
 
-  toSaelensConfig: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold }),
+  toSaelensConfig: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold, threshold_step_bound: cfg.thresholdStepBound }),
   fromSaelensConfig: (json) =>
     jumpReluConfigSchema.parse({
       dIn: json.d_in,
@@ -148,5 +174,6 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
       applyBDecToInput: json.apply_b_dec_to_input ?? true,
       bandwidth: json.jumprelu_bandwidth ?? undefined,
       initialThreshold: json.jumprelu_init_threshold ?? undefined,
+      thresholdStepBound: json.threshold_step_bound ?? undefined,
     }),
 };

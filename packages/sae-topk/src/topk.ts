@@ -5,10 +5,14 @@
  *   pre = (x − b_dec)·W_enc + b_enc,   f = ReLU(TopK_k(pre)),   x̂ = f·W_dec + b_dec        (eq. 3)
  *   L   = ‖x − x̂‖² + α · AuxK
  * AuxK (section 2.4 / appendix A.2): a latent is dead if it has not fired in the last N_dead tokens. With
- * e = x − x̂ (detached), take the top-k_aux pre-activations among dead latents only, decode them without b_dec to ê,
- * AuxK = ‖e − ê‖², scaled by min(n_dead / k_aux, 1) (as SAELens does). α = 1/32, k_aux = d_in / 2.
- * The pre-activations enter AuxK as they are (SAELens), so a dead latent that is negative on every row still gets
- * a gradient; `auxRelu: true` applies ReLU first, as openai/sparse_autoencoder does (an ablation).
+ * e = x − x̂ (detached), take the top-k_aux ReLU'd pre-activations among dead latents only, decode them without b_dec
+ * to ê, and normalise by the residual's variance over the batch (the paper's "normalized MSE"):
+ *   AuxK = Σ_rows ‖e − ê‖² / Σ_rows ‖e − ē‖²,   ē = batch mean of e.
+ * This is openai/sparse_autoencoder's `normalized_mse` (kernels.py) and dictionary_learning's TopKTrainer
+ * `get_auxiliary_loss` (trainers/top_k.py): scale-free, so α = 1/32 weighs it against the MSE the same way at any
+ * input scale. α = 1/32, k_aux = d_in / 2. SAELens's variant (`auxNormalize: false, auxRelu: false`) uses the raw
+ * pre-activations and no normalisation, scaled by min(n_dead / k_aux, 1); kept as an option. Once the MSE is small,
+ * that form is much weaker than the normalised one (its size follows ‖e‖², the normalised one is O(1)).
  * Sparsity is exactly k per row; decoder rows are kept at unit norm by the trainer.
  */
 import { z } from 'zod';
@@ -44,8 +48,13 @@ export const topKFields = baseSaeConfigSchema.extend({
   auxCoefficient: z.number().nonnegative().default(1 / 32),
   /** A latent that has not fired for this many training tokens is dead (paper: 10M; scale with the data). */
   deadTokensThreshold: z.number().int().positive().default(10_000_000),
-  /** ReLU the dead latents' pre-activations before AuxK (OpenAI's reference) instead of using them raw (SAELens). */
-  auxRelu: z.boolean().default(false),
+  /** ReLU the dead latents' pre-activations before AuxK (OpenAI, dictionary_learning) instead of using them raw (SAELens). */
+  auxRelu: z.boolean().default(true),
+  /**
+   * Divide AuxK by the residual's batch variance Σ‖e − ē‖² (OpenAI, dictionary_learning; default) instead of the
+   * SAELens form (unnormalised, × min(n_dead / k_aux, 1)).
+   */
+  auxNormalize: z.boolean().default(true),
 });
 /** k latents must exist: the check both TopK and BatchTopK configs apply after their fields. */
 export const kWithinDictionary = <C extends { k: number; dSae: number }>(c: C) => c.k <= c.dSae;
@@ -64,13 +73,15 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
   sparsityKnob: 'k',
   decoderConstraint: () => 'unit-norm',
   configSchema: topKConfigSchema,
-  // Paper: Adam (0.9, 0.999), no L1 (so no λ warm-up), unit-norm decoder with gradient projection.
+  // Paper: Adam (0.9, 0.999), no L1 (so no λ warm-up), unit-norm decoder with gradient projection. The lr follows
+  // the paper's scaling with the dictionary size (Figure 3), lr = 2e-4 / √(m / 2¹⁴), as dictionary_learning's
+  // TopKTrainer picks it when no lr is given (≈ 1.1e-3 at m = 512); gradient norm clipped at 1 (dictionary_learning).
   recipe: {
-    optimizer: { kind: 'adam', lr: 2e-4, beta1: 0.9, beta2: 0.999 },
+    optimizer: { kind: 'adam', lr: ({ dSae }) => 2e-4 / Math.sqrt(dSae / 2 ** 14), beta1: 0.9, beta2: 0.999 },
     lrSchedule: 'constant',
     lrWarmupFraction: 0.01,
     sparsityWarmupFraction: 0,
-    gradClip: 0,
+    gradClip: 1,
     defaultSparsity: 32,
   },
 
@@ -148,6 +159,7 @@ export const topKSaelensFields = (cfg: TopKConfig) => ({
   aux_coefficient: cfg.auxCoefficient,
   dead_tokens_threshold: cfg.deadTokensThreshold,
   aux_relu: cfg.auxRelu,
+  aux_normalize: cfg.auxNormalize,
 });
 export const topKFieldsFromSaelens = (json: Record<string, unknown>) => ({
   dIn: json.d_in,
@@ -158,6 +170,7 @@ export const topKFieldsFromSaelens = (json: Record<string, unknown>) => ({
   auxCoefficient: json.aux_coefficient ?? undefined,
   deadTokensThreshold: json.dead_tokens_threshold ?? undefined,
   auxRelu: json.aux_relu ?? undefined,
+  auxNormalize: json.aux_normalize ?? undefined,
 });
 
 /** Whether some latent can count as dead after a batch of `rows` (only then is AuxK computed). */
@@ -167,7 +180,7 @@ export function auxKPossible(state: TopKState, cfg: TopKConfig, rows: number): b
 
 /**
  * Dead-latent bookkeeping (tokens since each latent last fired, updated from this batch's latents f), then the AuxK
- * term on the dead latents (Gao et al. 2024, A.2): its value (α · scale · mean ‖e − ê‖²), its W_dec gradient, and
+ * term on the dead latents (Gao et al. 2024, A.2): its value (α · c · Σ ‖e − ê‖², c the normaliser above), its W_dec gradient, and
  * its gradient w.r.t. the pre-activations (sparse, on the dead latents picked). Null when no latent is dead.
  * `pre` must be the dense pre-activations whenever `auxKPossible` was true for this batch.
  */
@@ -197,18 +210,35 @@ async function deadLatentsAuxK(
   if (!pre) throw new Error('deadLatentsAuxK: latents are dead but the dense pre-activations were not computed');
   const kAux = cfg.kAux ?? Math.max(1, Math.floor(cfg.dIn / 2));
   const k = Math.min(kAux, nDead);
-  const scale = Math.min(nDead / kAux, 1);
   // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
   const fAux = topKRows(pre, k, { out: ws.sparseRows('fAux', rows, m), columns: Int32Array.from(deadList), positiveOnly: cfg.auxRelu });
   const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
-  // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
+  // AuxK = c · Σ_rows ‖e − ê‖² with e = x − x̂ detached, so ∂AuxK/∂ê = 2c·(ê − e). c is 1 / Σ_rows ‖e − ē‖² when
+  // normalised (a constant: e is detached), else min(n_dead / k_aux, 1) / B (SAELens).
+  const c = cfg.auxNormalize ? 1 / Math.max(residualSumSquares(x, xHat), 1e-30) : Math.min(nDead / kAux, 1) / rows;
   const dEHat = ws.tensor('dEHat', eHat.shape);
   let s = 0;
   for (let i = 0; i < eHat.data.length; i++) {
     const diff = eHat.data[i]! - (x.data[i]! - xHat.data[i]!);
     s += diff * diff;
-    dEHat.data[i] = (cfg.auxCoefficient * scale * 2 * diff) / rows;
+    dEHat.data[i] = cfg.auxCoefficient * c * 2 * diff;
   }
   const aux = await decoderBackward(ctx, fAux, dEHat, p.W_dec!, { key: 'aux' });
-  return { auxk: (cfg.auxCoefficient * scale * s) / rows, dWDec: aux.dWDec, dPre: aux.dF! };
+  return { auxk: cfg.auxCoefficient * c * s, dWDec: aux.dWDec, dPre: aux.dF! };
+}
+
+/** Σ_rows ‖e − ē‖² for the residual e = x − x̂ (ē its batch mean), in float64: the AuxK normaliser. */
+export function residualSumSquares(x: Tensor, xHat: Tensor): number {
+  const [rows, d] = [x.shape[0]!, x.shape[1]!];
+  const sum = new Float64Array(d);
+  let sumSq = 0;
+  for (let r = 0, o = 0; r < rows; r++)
+    for (let j = 0; j < d; j++, o++) {
+      const e = x.data[o]! - xHat.data[o]!;
+      sum[j] += e;
+      sumSq += e * e;
+    }
+  let meanPart = 0;
+  for (let j = 0; j < d; j++) meanPart += (sum[j]! * sum[j]!) / rows;
+  return Math.max(0, sumSq - meanPart);
 }

@@ -4,7 +4,7 @@ import { gradientCheck, matmulRows64, type Params64, randomParams, randomTensor,
 import { describe, expect, it } from 'vitest';
 import { batchTopK, type BatchTopKConfig } from '../src/index.js';
 
-const cfg: BatchTopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000, auxRelu: false, thresholdRate: 0.01 };
+const cfg: BatchTopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000, auxRelu: false, auxNormalize: false, thresholdRate: 0.01 };
 
 function pre64(p: Params64, x: Float64Array, rows: number, c = cfg): Float64Array {
   const xin = x.map((v, i) => v - p.b_dec![i % c.dIn]!);
@@ -122,7 +122,7 @@ describe('batchtopk: the batch-level selection and the inference threshold', () 
 });
 
 describe('batchtopk: the sparse kernels agree with the dense reference path, AuxK included', () => {
-  const big: BatchTopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10, auxRelu: false, thresholdRate: 0.01 };
+  const big: BatchTopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10, auxRelu: false, auxNormalize: false, thresholdRate: 0.01 };
   for (const [engineName, engine] of testEngines)
     it(`${engineName} engine`, async () => {
       const rng = new Rng(23);

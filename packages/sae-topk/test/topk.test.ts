@@ -6,7 +6,7 @@ import { describeConformance } from '@saelab/core/conformance';
 import { gradientCheck, matmulRows64, type Params64, randomParams, randomTensor, toParams64 } from '@saelab/core/testing';
 import { topK, type TopKConfig } from '../src/index.js';
 
-const cfg: TopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000, auxRelu: false };
+const cfg: TopKConfig = { dIn: 6, dSae: 10, applyBDecToInput: true, k: 3, auxCoefficient: 1 / 32, deadTokensThreshold: 1_000_000, auxRelu: false, auxNormalize: false };
 
 function pre64(p: Params64, x: Float64Array, rows: number): Float64Array {
   const xin = x.map((v, i) => v - p.b_dec![i % cfg.dIn]!);
@@ -101,7 +101,7 @@ describe('topk: no shrinkage', () => {
 });
 
 describe('topk: the sparse kernels agree with the dense reference path, AuxK included', () => {
-  const big: TopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10, auxRelu: false };
+  const big: TopKConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, k: 4, kAux: 8, auxCoefficient: 1 / 32, deadTokensThreshold: 10, auxRelu: false, auxNormalize: false };
   for (const [engineName, engine] of testEngines)
     for (const kernels of ['ts', 'wasm'] as const)
       it(`${engineName} engine, ${kernels} kernels`, async () => {
@@ -123,7 +123,7 @@ describe('trainer: the dead-fraction training window', () => {
     const c: TopKConfig = { ...cfg, dSae: 40, k: 2 };
     const rng = new Rng(12);
     const params = topK.init(c, rng);
-    const trainer = new SaeTrainer(topK, c, params, recipeOptions(topK, 10, 0), { engine: jsEngine });
+    const trainer = new SaeTrainer(topK, c, params, recipeOptions(topK, 10, 0, c), { engine: jsEngine });
     await trainer.trainStep(randomTensor([8, c.dIn], rng)); // fires some latents before the window
     trainer.resetFiringWindow();
     const x = randomTensor([6, c.dIn], rng);
@@ -137,7 +137,7 @@ describe('trainer: the dead-fraction training window', () => {
     expect(fired).toEqual(expected);
     expect(trainer.deadFractionInWindow()).toBeCloseTo(1 - expected.size / c.dSae, 12);
     // and it survives export / import (resume)
-    const other = new SaeTrainer(topK, c, before, recipeOptions(topK, 10, 0), { engine: jsEngine });
+    const other = new SaeTrainer(topK, c, before, recipeOptions(topK, 10, 0, c), { engine: jsEngine });
     other.importState(JSON.parse(JSON.stringify(trainer.exportState())));
     expect(Array.from(other.firedInWindow)).toEqual(Array.from(trainer.firedInWindow));
   });
