@@ -48,6 +48,10 @@ export const trainOptionsSchema = z
     batch: z.number().int().positive().default(4096),
     lr: z.number().positive().optional(),
     optimizer: z.enum(['adam', 'sgd']).optional(),
+    /** Adam β1 (default: the recipe's). */
+    beta1: z.number().min(0).lt(1).optional(),
+    /** Fields of the architecture's config to set (e.g. JumpReLU's `bandwidth`); validated by its schema. */
+    archConfig: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])).optional(),
     seed: z.number().int().nonnegative().default(0),
     init: z.string().optional(),
     normalize: z.enum(['auto', 'none']).default('auto'),
@@ -134,6 +138,7 @@ export async function trainSae(
 
     const cfg: BaseSaeConfig & Record<string, unknown> = arch.configSchema.parse({
       ...(init?.cfg ?? {}),
+      ...(o.archConfig ?? {}),
       dIn: data.d,
       dSae,
       ...(arch.sparsityKnob === 'k' ? { k: sparsity, deadTokensThreshold: o.deadTokens ?? Math.max(o.batch, Math.min(10_000_000, Math.floor(totalTokens / 10))) } : {}),
@@ -147,7 +152,7 @@ export async function trainSae(
       optimizer: OptimizerConfig.parse(
         optimizerKind === 'sgd'
           ? { kind: 'sgd', lr: o.lr ?? recipe.optimizer.lr }
-          : { ...recipe.optimizer, lr: o.lr ?? recipe.optimizer.lr },
+          : { ...recipe.optimizer, lr: o.lr ?? recipe.optimizer.lr, ...(o.beta1 !== undefined ? { beta1: o.beta1 } : {}) },
       ),
       lrSchedule: o.lrSchedule ?? recipe.lrSchedule,
       lrWarmupSteps: Math.min(totalSteps, o.lrWarmup ?? recipe.lrWarmupSteps),

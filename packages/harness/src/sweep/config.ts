@@ -30,6 +30,14 @@ const trainingSchema = z
     gradClip: z.number().nonnegative().optional(),
     /** b_dec at init: zero (default) or the geometric median of a training sample (Gao et al. 2024). */
     bDecInit: z.enum(['zero', 'geometric-median']).optional(),
+    /** LR warm-up as a fraction of the point's steps (used when `lrWarmup`, in steps, is not given). */
+    lrWarmupFraction: z.number().min(0).max(1).optional(),
+    /** λ warm-up as a fraction of the point's steps (used when `sparsityWarmup`, in steps, is not given). */
+    sparsityWarmupFraction: z.number().min(0).max(1).optional(),
+    /** Adam β1 (default: the recipe's). */
+    beta1: z.number().min(0).lt(1).optional(),
+    /** Fields of the architecture's config (e.g. JumpReLU's `bandwidth`), as the tuning stage sets them. */
+    archConfig: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])).optional(),
   })
   .strict();
 
@@ -53,6 +61,22 @@ export const lmBuildSchema = z
   })
   .strict();
 export type LmBuildConfig = z.output<typeof lmBuildSchema>;
+
+const TUNING_DEFAULTS = { lrs: [3e-4, 1e-3, 3e-3, 1e-2], beta1s: [0, 0.9], validationRows: 16_384, validationFraction: 0.05, seed: 0 };
+const tuningSchema = z
+  .object({
+    /** Learning rates tried. */
+    lrs: z.array(z.number().positive()).min(1).default(TUNING_DEFAULTS.lrs),
+    /** Adam β1 values tried in 'full' mode. */
+    beta1s: z.array(z.number().min(0).lt(1)).min(1).default(TUNING_DEFAULTS.beta1s),
+    /** The L0 target tuned at; default: the middle of `grid.l0Targets` (the lower middle for an even count). */
+    target: z.number().int().positive().optional(),
+    /** Validation rows: the last min(validationRows, validationFraction · train rows) training rows, never trained on by the tuning runs. */
+    validationRows: z.number().int().positive().default(TUNING_DEFAULTS.validationRows),
+    validationFraction: z.number().gt(0).lt(1).default(TUNING_DEFAULTS.validationFraction),
+    seed: z.number().int().nonnegative().default(TUNING_DEFAULTS.seed),
+  })
+  .strict();
 
 export const sweepConfigSchema = z
   .object({
@@ -108,6 +132,13 @@ export const sweepConfigSchema = z
       .strict()
       .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0 }),
     eval: z.object({ batch: z.number().int().positive().default(4096) }).strict().default({ batch: 4096 }),
+    /**
+     * The tuning stage (tune.ts): before the grid, per architecture, train at one L0 target over a grid of learning
+     * rates ('lr'), or of learning rates × Adam β1 × the knobs the architecture declares ('full'), at the full point
+     * budget; select on validation rows disjoint from the reported ones; every point then uses the choice.
+     */
+    tune: z.enum(['off', 'lr', 'full']).default('off'),
+    tuning: tuningSchema.default(TUNING_DEFAULTS),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -120,6 +151,9 @@ export const sweepConfigSchema = z
       for (const k of c.grid.sparsity[a] ?? []) {
         if (!Number.isInteger(k)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `k must be an integer, got ${k}` });
       }
+    }
+    if (c.tune !== 'off' && c.tuning.target === undefined && c.grid.l0Targets.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['tuning', 'target'], message: 'the tuning stage needs an L0 target: give grid.l0Targets or tuning.target' });
     }
     if (c.source === 'default' && !c.activations && !c.lm) {
       ctx.addIssue({ code: 'custom', path: ['lm'], message: "the default source trains its own LM: give its settings under 'lm' (see the presets)" });
