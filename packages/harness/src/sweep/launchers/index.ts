@@ -28,7 +28,7 @@ export function addLauncherOptions(cmd: Command): Command {
     .option('--k8s-image <image>', 'k8s: container image holding this repository with `npm ci` done', 'saelab:latest')
     .option('--k8s-volume-claim <name>', 'k8s: ReadWriteMany PersistentVolumeClaim mounted as the shared cache', 'saelab-cache')
     .option('--k8s-parallelism <n>', 'k8s: pods of one stage running at once (default: all)', (v) => positive('--k8s-parallelism')(v))
-    .addOption(new Option('--slurm-poll <seconds>', 'slurm: seconds between squeue polls').argParser(positive('--slurm-poll')).default(10).hideHelp());
+    .addOption(new Option('--slurm-poll <seconds>', 'slurm: seconds between squeue polls').argParser(positive('--slurm-poll')).default(10));
 }
 
 export interface LauncherFlags {
