@@ -104,11 +104,20 @@ export async function runSlurmSweep(o: SlurmSweepOptions): Promise<SlurmSweepRes
     // 2. Wait, with progress from the cache (finished points) and the queue.
     const grid = expandGrid(c);
     const t0 = performance.now();
+    let done0: number | null = null;
+    let last = { done: -1, at: -Infinity };
     for (;;) {
       const left = await activeJobs(state!.jobs.map((j) => j.id));
       const done = grid.length - (await pendingPoints(c, data, cacheDir)).length;
+      done0 ??= done;
       const s = (performance.now() - t0) / 1000;
-      if (!o.quiet || left.size === 0) log(`slurm: ${done}/${grid.length} points finished | ${s.toFixed(0)} s waited | ${left.size ? `jobs ${[...left].join(', ')} in the queue` : 'queue empty'}`);
+      // A line when a point finishes, the queue empties, or every 5 minutes; ETA from the points finished while waiting.
+      if (done !== last.done || left.size === 0 || s - last.at >= 300) {
+        const rate = (done - done0) / Math.max(s, 1e-9);
+        const eta = rate > 0 ? ` | ETA ${Math.round((grid.length - done) / rate)} s` : '';
+        if (!o.quiet || left.size === 0) log(`slurm: ${done}/${grid.length} points finished | ${s.toFixed(0)} s waited${eta} | ${left.size ? `jobs ${[...left].join(', ')} in the queue` : 'queue empty'}`);
+        last = { done, at: s };
+      }
       if (left.size === 0) break;
       if (o.signal?.aborted) {
         log(`slurm: stopped waiting; jobs ${[...left].join(', ')} keep running — run the same command again to attach and merge`);
