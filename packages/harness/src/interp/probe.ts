@@ -3,7 +3,7 @@
  * probe-data.ts (docs/interpretability.md).
  */
 import type { TextTokenizer } from '@saelab/activations';
-import { type GemmEngine, type HookableLM, defaultEngine } from '@saelab/core';
+import { type GemmEngine, type HookableLM, type Tensor, defaultEngine } from '@saelab/core';
 import { z } from 'zod';
 import { openLanguageModel } from '../lm-sources.js';
 import { type LoadedSae, loadSae } from '../sae-folder.js';
@@ -39,7 +39,7 @@ export function saeHookName(sae: Pick<LoadedSae, 'json'>): string | undefined {
 
 /** An SAE's encoder as a row encoder. */
 export function saeEncoder(sae: Pick<LoadedSae, 'arch' | 'cfg' | 'params'>, engine: GemmEngine) {
-  return (x: { data: Float32Array; shape: number[] }) => sae.arch.encode(sae.params, x, sae.cfg, { engine });
+  return (x: Tensor) => sae.arch.encode(sae.params, x, sae.cfg, { engine });
 }
 
 /** Probes one SAE on prepared data; `raw` results can be passed in to reuse them across SAEs (the sweep does). */
