@@ -11,14 +11,14 @@
  *    SAE: its latents, encoded per token, then mean-pooled). All documents are used (a document-level task has too
  *    few documents otherwise); the labels were never seen by any training.
  * Windows are built as a harvest builds them (BOS first, `contextLength` tokens; BOS rows dropped). Each task's
- * probe train/test split is by DOCUMENT: FNV-1a("probe/" + corpus/id) / 2³² < 0.7 → train.
+ * probe train/test split is by DOCUMENT: the first 4 bytes of SHA-256("probe/" + corpus/id) / 2³² < 0.7 → train.
  */
+import { createHash } from 'node:crypto';
 import {
   BROWN_GENRES,
   COARSE_TAGS,
   type TextTokenizer,
   documentWindows,
-  fnv1a32,
   halfCentury,
   loadCorpus,
   sotuMetadata,
@@ -62,7 +62,9 @@ export interface ProbeData {
 
 /** The probe split of a document: 0 = train, 1 = test. */
 export function probeSplitOf(corpus: string, id: string): 0 | 1 {
-  return fnv1a32(`probe/${corpus}/${id}`) / 2 ** 32 < PROBE_TRAIN_FRACTION ? 0 : 1;
+  // SHA-256, not FNV-1a: FNV-1a's top bits barely depend on a middle character, so ids that differ only in the
+  // genre letter (ca01 … cr09) would land in the same split genre by genre.
+  return createHash('sha256').update(`probe/${corpus}/${id}`).digest().readUInt32BE(0) / 2 ** 32 < PROBE_TRAIN_FRACTION ? 0 : 1;
 }
 
 /** Site activations [tokens.length, d] of one document's tokens (windows as a harvest makes them). */
