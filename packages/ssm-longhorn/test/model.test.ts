@@ -112,7 +112,7 @@ describe.each(TRANSITIONS)('LonghornLM (%s)', (variant) => {
   });
 });
 
-describe('initialisation (longhorn.md "The block", official code)', () => {
+describe('initialisation (docs/specs/longhorn.md "The block", official code)', () => {
   const big = { vocabSize: 512, dModel: 64, nLayers: 4, dState: 16 } as const;
   const stats = (a: Float32Array) => {
     const mean = a.reduce((s, v) => s + v, 0) / a.length;
