@@ -18,7 +18,7 @@ import type { PointSpec, SweepConfig } from '../config.js';
 import { expandGrid } from '../config.js';
 import { type SweepData, prepareSweepData } from '../dataset.js';
 import { calibratePoint, readCachedPoint } from '../point.js';
-import { hashOf } from '../../train.js';
+import { hashOf } from '../../hash.js';
 import { resolve } from 'node:path';
 import { defaultCacheDir } from '../run.js';
 
