@@ -13,6 +13,7 @@ import {
   Rng,
   SaeTrainer,
   ShuffledBatchStream,
+  type StepStats,
   type StreamPosition,
   defaultEngine,
   defaultSparsityFor,
@@ -114,7 +115,13 @@ export function statePathFor(out: string): string {
 /** Trains one SAE. `signal` aborts cleanly (state saved) — the CLI wires it to Ctrl-C. */
 export async function trainSae(
   input: TrainOptions,
-  hooks: { signal?: AbortSignal; engine?: GemmEngine; source?: ActivationInput } = {},
+  hooks: {
+    signal?: AbortSignal;
+    engine?: GemmEngine;
+    source?: ActivationInput;
+    /** Called after every step (e.g. the sweep's learning-curve writer). */
+    onStep?: (s: StepStats, trainer: SaeTrainer<any, any>) => void | Promise<void>;
+  } = {},
 ): Promise<TrainResult> {
   const o = parseTrainOptions(input);
   const arch = getArchitecture(o.arch);
@@ -219,6 +226,7 @@ export async function trainSae(
       const x = await stream.next();
       if (normScale !== 1) scaleRows(x, 1 / normScale, x);
       const s = await trainer.trainStep(x);
+      await hooks.onStep?.(s, trainer);
       const seconds = (performance.now() - t0) / 1000;
       bar?.update(trainer.step, {
         loss: s.loss.toPrecision(4),

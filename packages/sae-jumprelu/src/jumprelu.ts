@@ -93,6 +93,10 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
 
   decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
 
+  // The STE bandwidth sets how many pre-activations reach dθ per batch (the paper treats it as a hyperparameter):
+  // one factor of 2 down and up from the default.
+  tuningKnobs: { bandwidth: [0.0005, 0.001, 0.002] },
+
   initTrainState: (cfg) => ({ thresholdBefore: new Float32Array(cfg.dSae).fill(cfg.initialThreshold) }),
   exportTrainState: (state) => ({ thresholdBefore: Array.from(state!.thresholdBefore) }),
   importTrainState: (cfg, json) => ({ thresholdBefore: Float32Array.from(z.array(z.number()).length(cfg.dSae).parse(json.thresholdBefore)) }),

@@ -85,6 +85,11 @@ export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = un
   decoderConstraint(cfg: C): 'unit-norm' | 'none';
   readonly configSchema: z.ZodType<C, any>;
   readonly recipe: TrainingRecipe;
+  /**
+   * Config fields worth tuning and the values to try (the sweep's `tune: 'full'` crosses them with the learning
+   * rates and Adam β1), e.g. JumpReLU's STE bandwidth.
+   */
+  readonly tuningKnobs?: Readonly<Record<string, readonly number[]>>;
 
   /** Shapes of every parameter, by SAELens name. */
   paramShapes(cfg: C): Record<string, number[]>;

@@ -68,6 +68,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   firedInWindow: Uint8Array;
   /** The step at which the firing window was last reset. */
   firingWindowStart = 0;
+  /** Per latent, the step count after the last step in which it fired (0: never fired). For rolling dead fractions. */
+  lastFired: Float64Array;
   trainState: S;
   /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
   readonly ctx: SaeContext;
@@ -82,6 +84,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     this.optimizer = createOptimizer(options.optimizer, params);
     this.trainState = arch.initTrainState(cfg);
     this.firedInWindow = new Uint8Array(cfg.dSae);
+    this.lastFired = new Float64Array(cfg.dSae);
     this.ctx = { ...ctx, workspace: (ctx as SaeContext).workspace ?? new Workspace() };
   }
 
@@ -128,13 +131,14 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     const active = (out as Partial<SparseLossAndGrads>).activeLatents;
     let nonzero = 0;
     const fired = this.firedInWindow;
+    const last = this.lastFired;
     if (active) {
       nonzero = active.countNonzero();
-      for (let e = 0; e < active.nnz; e++) if (active.values[e] !== 0) fired[active.indices[e]!] = 1;
+      for (let e = 0; e < active.nnz; e++) if (active.values[e] !== 0) (fired[active.indices[e]!] = 1), (last[active.indices[e]!] = this.step);
     } else {
       const f = out.latents.data;
       const m = this.cfg.dSae;
-      for (let i = 0; i < f.length; i++) if (f[i] !== 0) (nonzero++, (fired[i % m] = 1));
+      for (let i = 0; i < f.length; i++) if (f[i] !== 0) (nonzero++, (fired[i % m] = 1), (last[i % m] = this.step));
     }
     const fvu = batchFvu(x, out.xHat);
     ws.phase(null);
@@ -154,11 +158,22 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     return dead / this.firedInWindow.length;
   }
 
+  /**
+   * Fraction of latents that have not fired in the last `steps` steps (all steps so far if fewer): the rolling dead
+   * fraction of the training curves. With `steps` = the firing window's length it equals `deadFractionInWindow()`.
+   */
+  deadFractionOverLast(steps: number): number {
+    const since = this.step - steps;
+    let dead = 0;
+    for (const v of this.lastFired) if (v <= since || v === 0) dead++;
+    return dead / this.lastFired.length;
+  }
+
   /** JSON-able training state besides params and optimiser slots. */
   exportState(): Record<string, unknown> {
     const fired: number[] = [];
     this.firedInWindow.forEach((v, i) => v && fired.push(i));
-    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null, firingWindow: { start: this.firingWindowStart, fired } };
+    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null, firingWindow: { start: this.firingWindowStart, fired }, lastFired: Array.from(this.lastFired) };
   }
 
   importState(json: Record<string, unknown>): void {
@@ -169,6 +184,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
       this.firedInWindow.fill(0);
       for (const i of window.fired) this.firedInWindow[i] = 1;
     }
+    const lastFired = json.lastFired as number[] | undefined;
+    if (lastFired && lastFired.length === this.lastFired.length) this.lastFired.set(lastFired);
     if (json.arch && this.arch.importTrainState) this.trainState = this.arch.importTrainState(this.cfg, json.arch as Record<string, unknown>);
   }
 }

@@ -18,10 +18,13 @@ import { hashOf } from '../hash.js';
 import { type TrainOptions, type TrainResult, trainSae } from '../train.js';
 import { type CalibrationProbe, type CalibrationResult, calibrateLambda, l0Slope, lambdaFromHints } from './calibrate.js';
 import { codeVersion } from './code-version.js';
+import { type Convergence, CurveWriter, convergence, curveEvery, readCurve } from './curves.js';
 import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
 
 export const RESULT_FILE = 'result.json';
+/** The kept run's learning curve (curves.ts), in the point's folder. */
+export const CURVES_FILE = 'curves.jsonl';
 
 export type LmResult = LmFidelity;
 
@@ -38,7 +41,19 @@ export interface PointResult {
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
-  train: { steps: number; tokens: number; seconds: number; tokensPerSecond: number; calibrationSeconds: number };
+  train: {
+    steps: number;
+    tokens: number;
+    seconds: number;
+    tokensPerSecond: number;
+    calibrationSeconds: number;
+    /** Latents that never fired during the last quarter of training (older results lack it). */
+    deadFractionTrainWindow?: number;
+    /** The curve's convergence check (curves.ts), from `curves.jsonl` in the point's folder. */
+    convergence?: Convergence | null;
+    /** The learning rate the point trained with (the tuned one when the tuning stage ran); null = the recipe's. */
+    lr?: number | null;
+  };
   provenance: Record<string, unknown>;
 }
 
@@ -67,7 +82,7 @@ export class SweepInterrupted extends Error {
   }
 }
 
-const asInput = (src: { rows: number; d: number; readRows: ActivationInput['readRows'] }, description: string, fingerprint: string): ActivationInput => ({
+export const asInput = (src: { rows: number; d: number; readRows: ActivationInput['readRows'] }, description: string, fingerprint: string): ActivationInput => ({
   rows: src.rows,
   d: src.d,
   readRows: (s, n) => src.readRows(s, n),
@@ -101,11 +116,15 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   }
   const calibrationSeconds = (performance.now() - t0) / 1000;
 
-  const full = (out: string, v: number): Promise<TrainResult> =>
-    trainSae(
+  // Each full-length run writes its learning curve next to its SAE folder (curves.ts); the kept run's is curves.jsonl.
+  const curveOf = (out: string) => `${out}.curves.jsonl`;
+  const full = (out: string, v: number): Promise<TrainResult> => {
+    const curve = new CurveWriter(curveOf(out), curveEvery(steps), Math.max(1, steps - Math.floor(0.75 * steps)), base.batch ?? 4096);
+    return trainSae(
       { ...base, out, steps, evalRows: data.heldOutRows, quiet: ctx.quiet ?? false, ...(arch.sparsityKnob === 'k' ? { k: v } : { sparsity: v }) },
-      { engine, signal: ctx.signal, source: asInput(data.combined, data.description, data.fingerprint) },
+      { engine, signal: ctx.signal, source: asInput(data.combined, data.description, data.fingerprint), onStep: (s, tr) => curve.onStep(s, tr) },
     );
+  };
   const saeDir = join(dir, 'sae');
   let r = await full(saeDir, value);
   if (r.interrupted) throw new SweepInterrupted(p.id);
@@ -135,13 +154,19 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
       if (miss2 < miss) {
         await rm(saeDir, { recursive: true, force: true });
         await rename(alt, saeDir);
+        await rename(curveOf(alt), curveOf(saeDir));
         r = { ...r2, out: saeDir };
         value = next;
         l0 = l02;
-      } else await rm(alt, { recursive: true, force: true });
+      } else {
+        await rm(alt, { recursive: true, force: true });
+        await rm(curveOf(alt), { force: true });
+      }
     }
   }
 
+  await rename(curveOf(saeDir), join(dir, CURVES_FILE));
+  const conv = convergence(readCurve(join(dir, CURVES_FILE)), steps);
   const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, saeDir, c.data.batch) : null;
   const result: PointResult = {
     id: p.id,
@@ -155,7 +180,16 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     calibration: calibration ? { ...calibration, refined } : null,
     metrics: metricsJson(r.metrics) as PointResult['metrics'],
     lm,
-    train: { steps: r.steps, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, calibrationSeconds },
+    train: {
+      steps: r.steps,
+      tokens: r.tokens,
+      seconds: r.seconds,
+      tokensPerSecond: r.tokensPerSecond,
+      calibrationSeconds,
+      deadFractionTrainWindow: r.deadFractionTrainWindow,
+      convergence: conv,
+      lr: base.lr ?? null,
+    },
     provenance: {
       key: pointKey(c, p, data.fingerprint, code),
       codeVersion: code,
@@ -170,8 +204,8 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   return { result, cached: false };
 }
 
-/** The options every training run of a point shares (full run, refinements, calibration probes). */
-function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { base: Omit<TrainOptions, 'out'>; steps: number } {
+/** The options every training run of a point shares (full run, refinements, calibration probes, tuning runs). */
+export function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { base: Omit<TrainOptions, 'out'>; steps: number } {
   const { config: c, data } = ctx;
   const t = trainingFor(c, p.arch);
   const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
@@ -182,8 +216,10 @@ function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { 
     batch: t.batch,
     seed: p.seed,
     lr: t.lr,
-    lrWarmup: t.lrWarmup,
-    sparsityWarmup: t.sparsityWarmup,
+    beta1: t.beta1,
+    archConfig: t.archConfig,
+    lrWarmup: t.lrWarmup ?? (t.lrWarmupFraction === undefined ? undefined : Math.round(t.lrWarmupFraction * steps)),
+    sparsityWarmup: t.sparsityWarmup ?? (t.sparsityWarmupFraction === undefined ? undefined : Math.round(t.sparsityWarmupFraction * steps)),
     lrSchedule: t.lrSchedule,
     gradClip: t.gradClip,
     bDecInit: t.bDecInit,

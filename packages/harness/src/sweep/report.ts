@@ -5,6 +5,8 @@
  */
 import type { FrontierSummary } from './frontier.js';
 import type { PointResult } from './point.js';
+import { trainingFindings, trainingTable, tuningTables } from './report-training.js';
+import type { TuneResult } from './tune.js';
 
 export interface ReportInput {
   title: string;
@@ -16,6 +18,10 @@ export interface ReportInput {
   points: PointResult[];
   provenance: Record<string, unknown>;
   wallSeconds: number;
+  /** The tuning stage's results (empty or absent: tuning was off). */
+  tuning?: TuneResult[];
+  /** The learning-curve figure: its SVG (inlined in HTML) and PNG file name (linked from Markdown), and whose curves. */
+  curves?: { svg: string; png: string; ids: string[] } | null;
 }
 
 const f = (v: number | null | undefined, digits = 3) =>
@@ -76,11 +82,37 @@ function intro(r: ReportInput): string[] {
   ];
 }
 
+/** The tuning stage and the training section (report-training.ts). */
+function trainingMarkdown(r: ReportInput): string[] {
+  const out: string[] = [];
+  if (r.tuning && r.tuning.length > 0) {
+    out.push('## Tuning stage', '', 'Each architecture trained at one L0 target over the grid below at the full point budget; every point of the architecture uses the chosen setting.', '');
+    for (const t of tuningTables(r.tuning)) out.push(`### ${t.title}`, '', t.note, '', mdTable(t.rows), '');
+  }
+  out.push('## Training: dead latents and convergence', '', ...trainingFindings(r.points).map((l) => `- ${l}`), '');
+  if (r.curves) out.push(`![learning curves](${r.curves.png})`, '', `Curves of ${r.curves.ids.join(', ')} (files: \`curves/<point>.jsonl\`).`, '');
+  out.push(mdTable(trainingTable(r.points)), '');
+  return out;
+}
+
+function trainingHtml(r: ReportInput): string[] {
+  const out: string[] = [];
+  if (r.tuning && r.tuning.length > 0) {
+    out.push('<h2>Tuning stage</h2><p>Each architecture trained at one L0 target over the grid below at the full point budget; every point of the architecture uses the chosen setting.</p>');
+    for (const t of tuningTables(r.tuning)) out.push(`<h3>${esc(t.title)}</h3><p>${esc(t.note)}</p>`, htmlTable(t.rows.map((row) => row.map((c) => c.replace(/\*\*/g, '')))));
+  }
+  out.push(`<h2>Training: dead latents and convergence</h2><ul>${trainingFindings(r.points).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>`);
+  if (r.curves) out.push(`<figure id="curves-plot">${r.curves.svg.replace(/^<\?xml[^>]*>/, '')}<figcaption>Learning curves of ${esc(r.curves.ids.join(', '))}.</figcaption></figure>`);
+  out.push(htmlTable(trainingTable(r.points).map((row) => row.map((c) => c.replace(/\*\*/g, '')))));
+  return out;
+}
+
 export function renderMarkdown(r: ReportInput): string {
   const out = [`# ${r.title}`, '', `Command: \`${r.command}\`  `, `Created: ${r.createdAt}`, '', ...intro(r).map((l) => `${l}  `), '', '![frontiers](frontier.png)', ''];
   for (const s of r.summaries) {
     out.push(`## Findings: ${s.metric}`, '', ...s.statements.map((l) => `- ${l}`), '', mdTable(areaTable(s)), '');
   }
+  out.push(...trainingMarkdown(r));
   out.push('## Points by architecture', '');
   for (const [arch, ps] of byArch(r.points)) out.push(`### ${arch}`, '', mdTable(pointTable(ps)), '');
   out.push('## Provenance', '', '```json', JSON.stringify(r.provenance, null, 2), '```', '');
@@ -97,6 +129,7 @@ export function renderHtml(r: ReportInput, svg: string): string {
   for (const s of r.summaries) {
     body.push(`<h2>Findings: ${esc(s.metric)}</h2><ul>${s.statements.map((l) => `<li>${esc(l)}</li>`).join('')}</ul>`, htmlTable(areaTable(s)));
   }
+  body.push(...trainingHtml(r));
   body.push('<h2>Points by architecture</h2>');
   for (const [arch, ps] of byArch(r.points)) body.push(`<h3>${esc(arch)}</h3>`, htmlTable(pointTable(ps)));
   body.push(`<h2>Provenance</h2><pre>${esc(JSON.stringify(r.provenance, null, 2))}</pre>`);

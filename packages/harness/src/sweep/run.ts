@@ -4,6 +4,7 @@
  * sweep-config.json, frontier.json, frontier.svg/.png, report.md/.html and the SAEs as SAELens folders.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +13,11 @@ import { type PointSpec, type SweepConfig, expandGrid } from './config.js';
 import { type SweepData, prepareSweepData } from './dataset.js';
 import { type FrontierSummary, type SeriesInput, summarizeFrontiers } from './frontier.js';
 import { type PlotPanel, frontierSpec, renderPng, renderSvg } from './plot.js';
-import { type PointResult, machineInfo, pointDir, readCachedPoint, runPoint } from './point.js';
+import { CURVES_FILE, type PointResult, machineInfo, pointDir, readCachedPoint, runPoint } from './point.js';
 import { renderHtml, renderMarkdown } from './report.js';
+import { type TuneResult, runTuningStage, tuningTarget } from './tune.js';
+import { readCurve } from './curves.js';
+import { curvePoints, curvesSpec } from './report-training.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const defaultCacheDir = () => process.env.SAELAB_CACHE_DIR ?? join(REPO_ROOT, '.cache', 'saelab');
@@ -49,23 +53,26 @@ const stamp = () => new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$
 
 export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
   const t0 = performance.now();
-  const c = o.config;
+  const c0 = o.config;
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const cacheDir = resolve(o.cacheDir ?? defaultCacheDir());
-  const runDir = resolve(o.out ?? join(REPO_ROOT, 'runs', `sweep-${c.name}-${stamp()}`));
+  const runDir = resolve(o.out ?? join(REPO_ROOT, 'runs', `sweep-${c0.name}-${stamp()}`));
   await mkdir(runDir, { recursive: true });
   const configPath = join(runDir, 'sweep-config.json');
-  await writeFileAtomic(configPath, JSON.stringify(c, null, 2) + '\n');
+  await writeFileAtomic(configPath, JSON.stringify(c0, null, 2) + '\n');
 
-  const data = await prepareSweepData(c, cacheDir, log, o.quiet);
+  const data = await prepareSweepData(o.config, cacheDir, log, o.quiet);
   try {
+    const engine = o.engine ?? (await defaultEngine());
+    // The tuning stage (tune.ts) runs before everything else, fan-out included; the points use its choices.
+    const tuning = await runTuningStage({ config: o.config, data, cacheDir, engine, quiet: o.quiet, signal: o.signal, log });
+    const c = tuning.config;
     if (o.prepareOnly) {
-      log(`data ready (${data.description}); config in ${configPath}`);
+      log(`data ready (${data.description})${tuning.results.length ? ', tuning done' : ''}; config in ${configPath}`);
       return { runDir, points: [], summaries: [], computed: 0, cached: 0, wallSeconds: (performance.now() - t0) / 1000 };
     }
     const grid = expandGrid(c);
     log(`sweep '${c.name}': ${grid.length} points (${c.grid.architectures.join(', ')}) on ${data.description}`);
-    const engine = o.engine ?? (await defaultEngine());
     const results: PointResult[] = [];
     let computed = 0;
     let cached = 0;
@@ -89,7 +96,7 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
 
     const wallSeconds = (performance.now() - t0) / 1000;
     const summaries = summarise(results, data);
-    await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached });
+    await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached, tuning: tuning.results });
     log(`${computed} points trained, ${cached} from the cache; wall time ${wallSeconds.toFixed(1)} s`);
     return { runDir, points: results, summaries, computed, cached, wallSeconds };
   } finally {
@@ -135,8 +142,9 @@ export async function runSweepPoint(o: { config: SweepConfig; pointId: string; c
   if (!p) throw new Error(`no point '${o.pointId}' in this sweep (have ${grid.map((x) => x.id).join(', ')})`);
   const data = await prepareSweepData(o.config, cacheDir, log, o.quiet);
   try {
-    const r = await runPoint({ config: o.config, data, cacheDir, quiet: o.quiet, signal: o.signal, log }, p);
-    return { dir: pointDir({ config: o.config, data, cacheDir }, p), ...r };
+    const { config } = await runTuningStage({ config: o.config, data, cacheDir, quiet: o.quiet, signal: o.signal, log });
+    const r = await runPoint({ config, data, cacheDir, quiet: o.quiet, signal: o.signal, log }, p);
+    return { dir: pointDir({ config, data, cacheDir }, p), ...r };
   } finally {
     await data.close();
   }
@@ -172,7 +180,7 @@ async function writeOutputs(
   points: PointResult[],
   summaries: FrontierSummary[],
   cacheDir: string,
-  meta: { command: string; wallSeconds: number; computed: number; cached: number },
+  meta: { command: string; wallSeconds: number; computed: number; cached: number; tuning: TuneResult[] },
 ): Promise<void> {
   const createdAt = new Date().toISOString();
   const lmBase = points.find((p) => p.lm)?.lm ?? null;
@@ -192,7 +200,7 @@ async function writeOutputs(
     pointsTrained: meta.computed,
     pointsCached: meta.cached,
   };
-  await writeFileAtomic(join(runDir, 'frontier.json'), JSON.stringify({ format: 'saelab-frontier', version: 1, provenance, summaries, points }, null, 2) + '\n');
+  await writeFileAtomic(join(runDir, 'frontier.json'), JSON.stringify({ format: 'saelab-frontier', version: 1, provenance, summaries, tuning: meta.tuning, points }, null, 2) + '\n');
 
   const multi = new Set(points.map((p) => p.expansion)).size > 1;
   const order = [...new Set(points.map((p) => seriesName(p, multi)))];
@@ -211,6 +219,7 @@ async function writeOutputs(
   await writeFileAtomic(join(runDir, 'frontier.svg'), svg);
   await writeFileAtomic(join(runDir, 'frontier.png'), renderPng(svg));
 
+  const curves = await writeCurves(runDir, c, points, cacheDir);
   const report = {
     title: `SAE Pareto frontiers: ${c.name}`,
     command: meta.command,
@@ -221,6 +230,8 @@ async function writeOutputs(
     points,
     provenance: { dataFingerprint: data.fingerprint, site: data.site, codeVersions: provenance.codeVersions, machine: provenance.machine, seeds: c.grid.seeds, config: c },
     wallSeconds: meta.wallSeconds,
+    tuning: meta.tuning,
+    curves,
   };
   await writeFileAtomic(join(runDir, 'report.md'), renderMarkdown(report));
   await writeFileAtomic(join(runDir, 'report.html'), renderHtml(report, svg));
@@ -230,4 +241,21 @@ async function writeOutputs(
     const src = join(cacheDir, 'points', `${p.id}-${p.hash}`, 'sae');
     await cp(src, join(runDir, 'saes', p.id), { recursive: true, force: true });
   }
+}
+
+/**
+ * Every point's learning curve copied to `curves/<id>.jsonl`, and the figure of one target per architecture
+ * (curves.svg / curves.png). Null when no point has a curve (results from before curves were recorded).
+ */
+async function writeCurves(runDir: string, c: SweepConfig, points: PointResult[], cacheDir: string): Promise<{ svg: string; png: string; ids: string[] } | null> {
+  const curveFile = (p: PointResult) => join(cacheDir, 'points', `${p.id}-${p.hash}`, CURVES_FILE);
+  const have = points.filter((p) => existsSync(curveFile(p)));
+  if (have.length === 0) return null;
+  await mkdir(join(runDir, 'curves'), { recursive: true });
+  for (const p of have) await cp(curveFile(p), join(runDir, 'curves', `${p.id}.jsonl`), { force: true });
+  const shown = curvePoints(have, c.tune !== 'off' ? tuningTarget(c) : null);
+  const svg = await renderSvg(curvesSpec(shown.map((p) => ({ series: p.arch, id: p.id, curve: readCurve(curveFile(p)) }))));
+  await writeFileAtomic(join(runDir, 'curves.svg'), svg);
+  await writeFileAtomic(join(runDir, 'curves.png'), renderPng(svg));
+  return { svg, png: 'curves.png', ids: shown.map((p) => p.id) };
 }

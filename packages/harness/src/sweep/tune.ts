@@ -1,0 +1,221 @@
+/**
+ * The tuning stage: each architecture at its best, selected honestly, before any grid point is trained.
+ *
+ * Per architecture (and expansion): train at one L0 target — `tuning.target`, default the middle of the grid's
+ * targets — over a grid of settings: the learning rates `tuning.lrs` (`tune: 'lr'`), or those × Adam β1 ×
+ * the knobs the architecture declares (`tune: 'full'`, `tuningKnobs` in its package). Every run has the full point
+ * budget and the point's schedule; λ-based architectures are calibrated to the target at each setting (the
+ * calibration is cached as the points' own, so the chosen setting's calibration is reused by its points). Each run
+ * trains on the training rows *minus* a validation slice (the last rows of the training split) and is scored on that
+ * slice; the rows the report's metrics come from (the held-out split) are never read. The choice is cached per
+ * (architecture settings, tuning settings, data, code) and every point of that architecture then trains with it.
+ *
+ * Selection rule: the lowest validation FVU among the settings whose validation L0 lies within twice the
+ * calibration tolerance of the target (a λ-based run lands near, not on, the target, and FVU falls with L0, so a
+ * run far above the target would win by sparsity, not by training better); if none does, the lowest FVU overall,
+ * flagged `offTarget`. k-based architectures land on the target exactly.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type ArchName, defaultEngine, writeFileAtomic } from '@saelab/core';
+import { rowRange } from '../data.js';
+import { hashOf } from '../hash.js';
+import { getArchitecture } from '../registry.js';
+import { trainSae } from '../train.js';
+import { codeVersion } from './code-version.js';
+import { type PointSpec, type SweepConfig, trainingFor } from './config.js';
+import type { SweepData } from './dataset.js';
+import { type PointContext, SweepInterrupted, asInput, calibratePoint, trainBase } from './point.js';
+
+/** One setting of the tuning grid: the training fields it overrides. */
+export interface TuneSetting {
+  lr: number;
+  beta1?: number;
+  archConfig?: Record<string, number>;
+}
+
+export interface TuneEntry extends TuneSetting {
+  /** The λ the run trained with (calibrated to the target), or k. */
+  sparsity: number;
+  /** Validation-slice metrics of the run. */
+  l0: number;
+  fvu: number;
+  mse: number;
+  /** Latents that never fired during the last quarter of the run. */
+  deadFractionTrainWindow: number;
+  /** Whether L0 lies within the selection band around the target. */
+  onTarget: boolean;
+  seconds: number;
+}
+
+export interface TuneResult {
+  arch: ArchName;
+  expansion: number;
+  target: number;
+  mode: 'lr' | 'full';
+  /** Rows [start, start + rows) of the training split scored by the tuning runs (never trained on by them). */
+  validation: { start: number; rows: number };
+  entries: TuneEntry[];
+  chosen: TuneEntry;
+  /** True when no setting landed within the band and the choice fell back to the lowest FVU overall. */
+  offTarget: boolean;
+  rule: string;
+}
+
+export const SELECTION_RULE = 'lowest validation FVU among settings with |L0/target − 1| ≤ 2 × calibration tolerance';
+
+/** The L0 target tuned at: `tuning.target`, else the middle grid target (the lower middle for an even count). */
+export function tuningTarget(c: SweepConfig): number {
+  if (c.tuning.target !== undefined) return c.tuning.target;
+  const t = [...c.grid.l0Targets].sort((a, b) => a - b);
+  if (t.length === 0) throw new Error('the tuning stage needs an L0 target: give grid.l0Targets or tuning.target');
+  return t[Math.floor((t.length - 1) / 2)]!;
+}
+
+/**
+ * The three disjoint row ranges: tuning runs train on `train`, are scored on `validation` (both inside the
+ * training split), and the report's metrics use `evaluation` (the held-out split, after the training rows).
+ */
+export function tuningSplit(c: SweepConfig, data: Pick<SweepData, 'trainRows' | 'heldOutRows'>): { train: [number, number]; validation: [number, number]; evaluation: [number, number] } {
+  const v = Math.max(1, Math.min(c.tuning.validationRows, Math.floor(c.tuning.validationFraction * data.trainRows)));
+  if (v >= data.trainRows) throw new Error(`tuning: ${data.trainRows} training rows leave none to train on after a ${v}-row validation slice`);
+  return { train: [0, data.trainRows - v], validation: [data.trainRows - v, data.trainRows], evaluation: [data.trainRows, data.trainRows + data.heldOutRows] };
+}
+
+/** The grid of settings for one architecture. */
+export function tuningGrid(c: SweepConfig, arch: ArchName): TuneSetting[] {
+  const lrs = c.tuning.lrs;
+  if (c.tune !== 'full') return lrs.map((lr) => ({ lr }));
+  const knobs = Object.entries(getArchitecture(arch).tuningKnobs ?? {});
+  let grid: TuneSetting[] = lrs.flatMap((lr) => c.tuning.beta1s.map((beta1) => ({ lr, beta1 })));
+  for (const [name, values] of knobs) grid = grid.flatMap((s) => values.map((v) => ({ ...s, archConfig: { ...(s.archConfig ?? {}), [name]: v } })));
+  return grid;
+}
+
+/** The config with one setting applied to an architecture (its `archs.<arch>` override). */
+export function withSetting(c: SweepConfig, arch: ArchName, s: TuneSetting): SweepConfig {
+  const prev = c.archs[arch] ?? {};
+  const archConfig = s.archConfig ? { ...(prev.archConfig ?? {}), ...s.archConfig } : prev.archConfig;
+  const over = { ...prev, lr: s.lr, ...(s.beta1 !== undefined ? { beta1: s.beta1 } : {}), ...(archConfig ? { archConfig } : {}) };
+  return { ...c, archs: { ...c.archs, [arch]: over } };
+}
+
+/** The config every point runs with: each tuned architecture's chosen setting applied. */
+export function applyTuning(c: SweepConfig, results: TuneResult[]): SweepConfig {
+  let out = c;
+  for (const r of results) {
+    const { lr, beta1, archConfig } = r.chosen;
+    out = withSetting(out, r.arch, { lr, ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) });
+  }
+  return out;
+}
+
+/** Where one architecture's tuning lives: keyed by its settings without the tuned fields, the tuning settings, data and code. */
+function tuningDir(ctx: Pick<PointContext, 'config' | 'data' | 'cacheDir'>, arch: ArchName, expansion: number): string {
+  const { config: c, data } = ctx;
+  const { lr: _lr, beta1: _b, ...fixed } = trainingFor(c, arch);
+  const key = hashOf({ arch, expansion, training: fixed, tune: c.tune, tuning: c.tuning, target: tuningTarget(c), cal: c.calibration, data: data.fingerprint, code: codeVersion(arch) });
+  return join(ctx.cacheDir, 'tuning', `${arch}-x${expansion}-${key}`);
+}
+
+const settingName = (s: TuneSetting) =>
+  [`lr_${s.lr}`, ...(s.beta1 !== undefined ? [`b1_${s.beta1}`] : []), ...Object.entries(s.archConfig ?? {}).map(([k, v]) => `${k}_${v}`)].join('-');
+
+/** Tunes one architecture (cached; an interrupted tuning resumes from its finished entries). */
+export async function tuneArchitecture(ctx: PointContext, arch: ArchName, expansion: number): Promise<TuneResult> {
+  const c = ctx.config;
+  const dir = tuningDir(ctx, arch, expansion);
+  const file = join(dir, 'tuning.json');
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as TuneResult;
+  await mkdir(dir, { recursive: true });
+  const target = tuningTarget(c);
+  const split = tuningSplit(c, ctx.data);
+  const source = rowRange(ctx.data.combined, 0, split.validation[1]);
+  const input = asInput(source, `${ctx.data.description} (tuning)`, `${ctx.data.fingerprint}/tuning`);
+  const band = 2 * c.calibration.tolerance;
+  const entries: TuneEntry[] = [];
+  for (const s of tuningGrid(c, arch)) {
+    const entryFile = join(dir, `${settingName(s)}.json`);
+    if (existsSync(entryFile)) {
+      entries.push(JSON.parse(await readFile(entryFile, 'utf8')) as TuneEntry);
+      continue;
+    }
+    const e = await tuneEntry(ctx, arch, expansion, target, s, input, split.validation[1] - split.validation[0], join(dir, settingName(s)), band);
+    await writeFileAtomic(entryFile, JSON.stringify(e, null, 2) + '\n');
+    ctx.log(`  tune ${arch} @ L0 ${target}: ${settingName(s)} → λ/k ${e.sparsity.toPrecision(3)}, L0 ${e.l0.toFixed(1)}, validation FVU ${e.fvu.toFixed(4)}, dead ${(100 * e.deadFractionTrainWindow).toFixed(0)}%`);
+    entries.push(e);
+  }
+  const result = selectSetting(arch, expansion, target, c.tune === 'full' ? 'full' : 'lr', { start: split.validation[0], rows: split.validation[1] - split.validation[0] }, entries);
+  await writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
+  return result;
+}
+
+/** The selection rule (see the header). */
+export function selectSetting(arch: ArchName, expansion: number, target: number, mode: 'lr' | 'full', validation: TuneResult['validation'], entries: TuneEntry[]): TuneResult {
+  if (entries.length === 0) throw new Error(`tuning ${arch}: no settings to choose from`);
+  const byFvu = (a: TuneEntry, b: TuneEntry) => a.fvu - b.fvu;
+  const eligible = entries.filter((e) => e.onTarget && Number.isFinite(e.fvu));
+  const pool = eligible.length > 0 ? eligible : entries.filter((e) => Number.isFinite(e.fvu));
+  if (pool.length === 0) throw new Error(`tuning ${arch}: every setting diverged`);
+  return { arch, expansion, target, mode, validation, entries, chosen: [...pool].sort(byFvu)[0]!, offTarget: eligible.length === 0, rule: SELECTION_RULE };
+}
+
+/** One setting: calibrate λ at the target (λ-based), train the full budget without the validation slice, score on it. */
+async function tuneEntry(
+  ctx: PointContext,
+  arch: ArchName,
+  expansion: number,
+  target: number,
+  s: TuneSetting,
+  source: ReturnType<typeof asInput>,
+  validationRows: number,
+  out: string,
+  band: number,
+): Promise<TuneEntry> {
+  const c = withSetting(ctx.config, arch, s);
+  const sctx: PointContext = { ...ctx, config: c };
+  const p: PointSpec = { id: `tune-${arch}-${settingName(s)}`, arch, target, sparsity: null, seed: c.tuning.seed, expansion };
+  const knob = getArchitecture(arch).sparsityKnob;
+  const t0 = performance.now();
+  const sparsity = knob === 'k' ? target : (await calibratePoint(sctx, p))!.lambda;
+  const { base, steps } = trainBase(sctx, p);
+  const engine = ctx.engine ?? (await defaultEngine());
+  const r = await trainSae(
+    { ...base, out, steps, evalRows: validationRows, quiet: true, ...(knob === 'k' ? { k: sparsity } : { sparsity }) },
+    { engine, signal: ctx.signal, source },
+  );
+  if (r.interrupted) throw new SweepInterrupted(p.id);
+  await rm(out, { recursive: true, force: true }); // the choice is what is kept, not the SAE
+  const l0 = r.metrics.l0.mean;
+  return {
+    ...s,
+    sparsity,
+    l0,
+    fvu: r.metrics.fvu ?? NaN,
+    mse: r.metrics.mse,
+    deadFractionTrainWindow: r.deadFractionTrainWindow,
+    onTarget: Math.abs(l0 / target - 1) <= band,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/**
+ * The tuning stage of a sweep: every architecture of the grid tuned (cached), and the config its points run with.
+ * With `tune: 'off'` the config is returned as it is.
+ */
+export async function runTuningStage(ctx: PointContext): Promise<{ config: SweepConfig; results: TuneResult[] }> {
+  const c = ctx.config;
+  if (c.tune === 'off') return { config: c, results: [] };
+  const results: TuneResult[] = [];
+  for (const arch of c.grid.architectures) for (const expansion of c.grid.expansions) results.push(await tuneArchitecture(ctx, arch, expansion));
+  if (c.grid.expansions.length > 1) {
+    // One setting per architecture: the per-expansion choices must agree, or the points would not know which to use.
+    for (const arch of c.grid.architectures) {
+      const rs = results.filter((r) => r.arch === arch);
+      if (new Set(rs.map((r) => settingName(r.chosen))).size > 1) ctx.log(`  tune ${arch}: the expansions chose different settings; using the first expansion's`);
+    }
+  }
+  const firstPerArch = c.grid.architectures.map((a) => results.find((r) => r.arch === a)!);
+  return { config: applyTuning(c, firstPerArch), results };
+}
