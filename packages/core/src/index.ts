@@ -16,3 +16,6 @@ export * from './trainer.js';
 export * from './synthetic.js';
 export * from './sae-folder.js';
 export * from './wasm.js';
+export * from './field-metrics.js';
+export * from './stats.js';
+export * from './pca.js';
