@@ -62,6 +62,8 @@ export interface SweepBaselines {
     ceCleanSaebench: number;
     /** SAEBench's kl_div_with_ablation. */
     klZeroSaebench: number;
+    /** Whether the LM has a BOS token (without one, both conventions coincide). */
+    hasBos: boolean;
   } | null;
 }
 
@@ -130,7 +132,7 @@ export async function computeBaselines(data: SweepData, batchWindows: number): P
     const clean = runMeans(st, st.clean);
     const zero = runMeans(st, st.runs.zero!);
     const zeroAll = runMeans(st, st.runs.zeroAll!);
-    lmPart = { ceClean: clean.ceAll, ceZero: zero.ceAll, ceZeroSaebench: zeroAll.ceNonBos, ceCleanSaebench: clean.ceNonBos, klZeroSaebench: zeroAll.klNonBos };
+    lmPart = { ceClean: clean.ceAll, ceZero: zero.ceAll, ceZeroSaebench: zeroAll.ceNonBos, ceCleanSaebench: clean.ceNonBos, klZeroSaebench: zeroAll.klNonBos, hasBos: data.lm.lm.info.bos !== null };
     for (const l of lines) {
       const m = runMeans(st, st.runs[l.name]!);
       lmOf.set(l.name, {

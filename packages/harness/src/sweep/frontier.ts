@@ -205,7 +205,7 @@ export function summarizeFrontiers(metric: string, input: SeriesInput[], opts: S
           : `With ${seeds} seeds, not separable by the test below: ${unsep.join('; ')}. '≈' marks these above.`) +
           (untested.length ? ` Not testable (fewer than 2 seeds reach that L0): ${untested.join('; ')} ('?').` : ''),
       );
-      statements.push(`Test: ${stats.method}`);
+      statements.push(`Test: Welch's t on per-seed frontier values at that L0 plus the paired bootstrap variance over evaluation windows, Holm-corrected over the ${stats.tests.length} comparisons of this metric, α = ${stats.alpha} (details and every p-value: 'Statistical tests behind the findings').`);
     }
     const byArea = series.filter((s) => s.meanOverRange !== null).sort((a, b) => a.meanOverRange! - b.meanOverRange!);
     const ci = (name: string) => {
