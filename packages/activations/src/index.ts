@@ -15,3 +15,4 @@ export * from './harvest.js';
 export * from './onnx-lm.js';
 export * from './splice.js';
 export * from './splice-field.js';
+export * from './pos.js';

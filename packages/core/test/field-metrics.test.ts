@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SaeBenchExplainedVariance, klDivScore, klDivergenceRows, latentDensityHistogram } from '../src/field-metrics.js';
+import { SaeBenchExplainedVariance, klDivScore, klDivergenceRows, latentDensityHistogram } from '../src/sae/field-metrics.js';
 import { Rng } from '../src/rng.js';
 import { type Tensor, zeros } from '../src/tensor.js';
 

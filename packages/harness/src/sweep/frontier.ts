@@ -1,5 +1,5 @@
 /**
- * Pareto frontiers of fidelity vs L0 (metrics-and-sweeps.md), their summary number, and plain-language orderings.
+ * Pareto frontiers of fidelity vs L0 (docs/specs/metrics-and-sweeps.md), their summary number, and plain-language orderings.
  *
  * - A series is one architecture (per expansion when several are swept). Its points are the seed means of each
  *   sparsity setting; the band is the min–max over seeds.

@@ -13,7 +13,7 @@
  * - Latent density (SAEBench's feature_density / SAELens's log-feature-density histogram): per latent, the
  *   fraction of evaluation tokens on which it is non-zero, shown as a histogram of log10 of that fraction.
  */
-import { type Tensor, assertShape, dims2 } from './tensor.js';
+import { type Tensor, assertShape, dims2 } from '../tensor.js';
 
 /** Streaming SAEBench explained variance: call `addBatch` once per evaluation batch (the mean is per batch). */
 export class SaeBenchExplainedVariance {

@@ -1,0 +1,5 @@
+/** Interpretability: k-sparse probing and latent dashboards (docs/interpretability.md). */
+export * from './logistic.js';
+export * from './sparse-probe.js';
+export * from './probe-data.js';
+export * from './probe.js';
