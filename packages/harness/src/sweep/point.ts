@@ -90,24 +90,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const dir = pointDir(ctx, p);
   await mkdir(dir, { recursive: true });
   const engine = ctx.engine ?? (await defaultEngine());
-  const t = trainingFor(c, p.arch);
-  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
-  const base: Omit<TrainOptions, 'out'> = {
-    arch: p.arch,
-    activations: data.description,
-    expansion: p.expansion,
-    batch: t.batch,
-    seed: p.seed,
-    lr: t.lr,
-    lrWarmup: t.lrWarmup,
-    sparsityWarmup: t.sparsityWarmup,
-    lrSchedule: t.lrSchedule,
-    gradClip: t.gradClip,
-    bDecInit: t.bDecInit,
-    hookName: data.site,
-    modelName: data.lm?.description,
-    checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
-  };
+  const { base, steps } = trainBase(ctx, p);
 
   // The sparsity setting: k = target for TopK, a calibrated λ for the others, or the explicit value.
   const t0 = performance.now();
@@ -190,6 +173,41 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   };
   await writeFileAtomic(join(dir, RESULT_FILE), JSON.stringify(result, null, 2) + '\n');
   return { result, cached: false };
+}
+
+/** The options every training run of a point shares (full run, refinements, calibration probes). */
+function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { base: Omit<TrainOptions, 'out'>; steps: number } {
+  const { config: c, data } = ctx;
+  const t = trainingFor(c, p.arch);
+  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
+  const base: Omit<TrainOptions, 'out'> = {
+    arch: p.arch,
+    activations: data.description,
+    expansion: p.expansion,
+    batch: t.batch,
+    seed: p.seed,
+    lr: t.lr,
+    lrWarmup: t.lrWarmup,
+    sparsityWarmup: t.sparsityWarmup,
+    lrSchedule: t.lrSchedule,
+    gradClip: t.gradClip,
+    bDecInit: t.bDecInit,
+    hookName: data.site,
+    modelName: data.lm?.description,
+    checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
+  };
+  return { base, steps };
+}
+
+/**
+ * The calibration stage of a point alone: its calibrated λ (cached, shared by seeds), or null for points that need
+ * none (TopK/BatchTopK, explicit λ). Schedulers run it as a stage before the points (`sweep-point --calibrate-only`),
+ * one family's targets in grid order, so each calibration starts from the same neighbours as in a local sweep.
+ */
+export async function calibratePoint(ctx: PointContext, p: PointSpec): Promise<CalibrationResult | null> {
+  if (p.target === null || getArchitecture(p.arch).sparsityKnob === 'k') return null;
+  const { base, steps } = trainBase(ctx, p);
+  return calibrate(ctx, p, base, steps);
 }
 
 export function machineInfo(): Record<string, unknown> {
