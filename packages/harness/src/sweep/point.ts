@@ -21,6 +21,7 @@ import { codeVersion } from './code-version.js';
 import { type Convergence, CurveWriter, convergence, curveEvery, readCurve } from './curves.js';
 import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
+import { type PointField, pointFieldMetrics } from './point-field.js';
 
 export const RESULT_FILE = 'result.json';
 /** The kept run's learning curve (curves.ts), in the point's folder. */
@@ -41,6 +42,8 @@ export interface PointResult {
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
+  /** Metrics as SAEBench/SAELens define them, latent density, per-window sums for the bootstrap (point-field.ts). */
+  field?: PointField;
   train: {
     steps: number;
     tokens: number;
@@ -168,6 +171,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   await rename(curveOf(saeDir), join(dir, CURVES_FILE));
   const conv = convergence(readCurve(join(dir, CURVES_FILE)), steps);
   const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, saeDir, c.data.batch) : null;
+  const field = await pointFieldMetrics(data, saeDir, { cacheDir: ctx.cacheDir, batchWindows: c.data.batch, engine: ctx.engine, log: ctx.log });
   const result: PointResult = {
     id: p.id,
     hash,
@@ -178,8 +182,9 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     dSae: Math.round(p.expansion * data.d),
     sparsity: { knob: arch.sparsityKnob, value },
     calibration: calibration ? { ...calibration, refined } : null,
-    metrics: metricsJson(r.metrics) as PointResult['metrics'],
+    metrics: { ...metricsJson(r.metrics), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
+    field,
     train: {
       steps: r.steps,
       tokens: r.tokens,
