@@ -13,15 +13,18 @@
  *   ∂H_i/∂pre_i = 0                       ∂H_i/∂θ_i = −(1/ε) K((pre_i − θ_i)/ε)
  * so the L0 term trains only θ. θ is stored directly (SAELens `threshold`), not as log θ.
  *
- * θ's step is bounded (`thresholdStepBound`, default ½): after each optimiser step θ is clipped to within ε/2 of its
- * value before the step. Adam moves a parameter by ≈ lr per step whatever its scale, so at the lrs short runs need
- * (1e-3–1e-2) raw θ could move several bandwidths in one step and jump past a latent's whole pre-activation range;
- * after that the latent gets no gradient at all (none of its pre-activations falls in the window). With the bound,
- * every pre-activation θ crosses in a step lay inside the STE window of that step, so it contributed to dθ.
- * References treat the same problem differently: SAELens and the paper's reference code train ln θ
- * (`log_threshold`, a step changes θ by a fraction ≈ lr of itself), dictionary_learning trains raw θ at lr 7e-5.
- * We keep raw θ (so θ can still move from its 0.001 init to ~0.1 within a few hundred steps, which ln θ at these
- * lrs cannot) and bound the step instead; `thresholdStepBound: 0` turns the bound off.
+ * θ's step is bounded (`thresholdStepBound` b, default 2): after each optimiser step θ is clipped to within b·ε of
+ * its value before the step. Adam normalises each coordinate's step to ≈ lr when its gradient is steady, but θ's STE
+ * gradient is sparse (only rows inside the window reach it), and after a run of zero gradients Adam's second-moment
+ * estimate has decayed, so one non-zero gradient can move θ by up to ≈ lr/√(1 − β2) ≈ 30·lr: far past a latent's
+ * whole pre-activation range, after which none of its pre-activations falls in the window and the latent gets no
+ * gradient at all. With the bound a step can skip at most a b·ε slice of the range. The strict bound b = ½ (θ never
+ * crosses a pre-activation outside its window) moves θ too slowly from its init for short runs: on the synthetic
+ * ground-truth test it reaches MMCS 0.87 where b = 2 reaches 0.97 and no bound 0.996 (same lr, clip and steps).
+ * References treat the problem differently: SAELens and the paper's reference code train ln θ (`log_threshold`,
+ * so a step changes θ by a fraction ≈ lr of itself); dictionary_learning trains raw θ at lr 7e-5. We keep raw θ
+ * (ln θ at the lrs short runs need moves θ from its 0.001 init too slowly as well) and bound the step; 0 turns the
+ * bound off.
  */
 import { z } from 'zod';
 import {
@@ -50,8 +53,8 @@ export const jumpReluConfigSchema = baseSaeConfigSchema.extend({
   bandwidth: z.number().positive().default(0.001),
   /** Initial threshold θ for every latent. */
   initialThreshold: z.number().positive().default(0.001),
-  /** Largest change of θ per optimiser step, in bandwidths ε (½: θ never crosses more than its STE window); 0 = off. */
-  thresholdStepBound: z.number().nonnegative().default(0.5),
+  /** Largest change of θ per optimiser step, in bandwidths ε (see the header); 0 = off. */
+  thresholdStepBound: z.number().nonnegative().default(2),
 });
 export type JumpReluConfig = z.infer<typeof jumpReluConfigSchema>;
 
