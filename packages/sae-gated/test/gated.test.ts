@@ -81,7 +81,7 @@ describe('gated ⇔ JumpReLU identity (docs/specs/sae.md)', () => {
       b_dec: p.b_dec!,
       threshold: { data: p.b_mag!.data.map((b, j) => b - s[j]! * p.b_gate!.data[j]!), shape: [cfg.dSae] },
     };
-    const jrCfg = { ...cfg, bandwidth: 0.001, initialThreshold: 0.001, thresholdStepBound: 2 };
+    const jrCfg = { ...cfg, bandwidth: 0.001, initialThreshold: 0.001, thresholdStepBound: 2, preActCoefficient: 0, deadTokensThreshold: 10_000_000 };
     const fJump = await jumpRelu.encode(jrParams, x, jrCfg, { engine: jsEngine });
     let nonzero = 0;
     for (let i = 0; i < fGated.data.length; i++) {

@@ -53,6 +53,14 @@ export const jumpReluConfigSchema = baseSaeConfigSchema.extend({
   bandwidth: z.number().positive().default(0.001),
   /** Initial threshold θ for every latent. */
   initialThreshold: z.number().positive().default(0.001),
+  /**
+   * Coefficient c of the pre-activation loss for dead latents (Anthropic, "Circuits Updates — January 2025";
+   * SAELens `pre_act_loss_coefficient`): c · mean_rows Σ_{i dead} ReLU(θ_i − pre_i), which pulls a dead latent's
+   * pre-activations up to its threshold (and its θ down) until it fires again. 0 = off (SAELens's default).
+   */
+  preActCoefficient: z.number().nonnegative().default(0),
+  /** A latent that has not fired for this many training tokens is dead (for the pre-activation loss). */
+  deadTokensThreshold: z.number().int().positive().default(10_000_000),
   /** Largest change of θ per optimiser step, in bandwidths ε (see the header); 0 = off. */
   thresholdStepBound: z.number().nonnegative().default(2),
 });
@@ -61,6 +69,8 @@ export type JumpReluConfig = z.infer<typeof jumpReluConfigSchema>;
 /** θ as it was before the optimiser step (set by lossAndGrads), for the step bound applied after it. */
 export interface JumpReluState {
   thresholdBefore: Float32Array;
+  /** Training tokens since each latent last fired (dead-latent detection for the pre-activation loss). */
+  tokensSinceFired: Float64Array;
 }
 
 
@@ -100,9 +110,12 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
   // one factor of 2 down and up from the default.
   tuningKnobs: { bandwidth: [0.0005, 0.001, 0.002] },
 
-  initTrainState: (cfg) => ({ thresholdBefore: new Float32Array(cfg.dSae).fill(cfg.initialThreshold) }),
-  exportTrainState: (state) => ({ thresholdBefore: Array.from(state!.thresholdBefore) }),
-  importTrainState: (cfg, json) => ({ thresholdBefore: Float32Array.from(z.array(z.number()).length(cfg.dSae).parse(json.thresholdBefore)) }),
+  initTrainState: (cfg) => ({ thresholdBefore: new Float32Array(cfg.dSae).fill(cfg.initialThreshold), tokensSinceFired: new Float64Array(cfg.dSae) }),
+  exportTrainState: (state) => ({ thresholdBefore: Array.from(state!.thresholdBefore), tokensSinceFired: Array.from(state!.tokensSinceFired) }),
+  importTrainState: (cfg, json) => ({
+    thresholdBefore: Float32Array.from(z.array(z.number()).length(cfg.dSae).parse(json.thresholdBefore)),
+    tokensSinceFired: Float64Array.from(z.array(z.number().nonnegative()).length(cfg.dSae).parse(json.tokensSinceFired)),
+  }),
 
   // The step bound (see the header): θ ∈ [θ_before − b·ε, θ_before + b·ε]. Then θ ≥ 0: a threshold below 0 would let
   // negative pre-activations through (SAELens applies relu(threshold) at inference for the same reason).
@@ -159,7 +172,8 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
     }
     const l0 = f.nnz / rows;
 
-    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    const pre_ = state && cfg.preActCoefficient > 0 ? preActLoss(ws, pre, f, theta, state, cfg, dTheta) : null;
+    const enc = await encoderBackward(ctx, input, pre_ ? [dPre, pre_.dPre] : dPre, p.W_enc!, cfg.applyBDecToInput);
     const dThreshold = zeros([m]);
     for (let i = 0; i < m; i++) dThreshold.data[i] = dTheta[i]!;
     const grads: Params = {
@@ -170,7 +184,8 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
       threshold: dThreshold,
     };
     const sparsity = lambda * l0;
-    return lossAndGradsResult({ loss: mse + sparsity, parts: { mse, sparsity }, grads, xHat }, f);
+    const preAct = pre_?.loss ?? 0;
+    return lossAndGradsResult({ loss: mse + sparsity + preAct, parts: { mse, sparsity, ...(pre_ ? { preAct } : {}) }, grads, xHat }, f);
   },
 
   toSaelensConfig: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold, threshold_step_bound: cfg.thresholdStepBound }),
@@ -184,3 +199,45 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
       thresholdStepBound: json.threshold_step_bound ?? undefined,
     }),
 };
+
+/**
+ * Dead-latent bookkeeping (tokens since each latent fired, from this batch's f), then the pre-activation loss on the
+ * dead latents: L = (c/B) Σ_rows Σ_{i dead} ReLU(θ_i − pre_ri). Its gradient is −c/B w.r.t. each pre_ri < θ_i of a
+ * dead latent (returned as sparse rows for the encoder backward) and +c/B per such row w.r.t. θ_i (added to dTheta).
+ * SAELens and Anthropic weight each term by ‖W_dec,i‖; our decoder rows have unit norm, so the weight is 1.
+ */
+function preActLoss(
+  ws: ReturnType<typeof workspaceOf>,
+  pre: { data: Float32Array; shape: readonly number[] },
+  f: { nnz: number; indices: Int32Array | Uint32Array },
+  theta: Float32Array,
+  state: JumpReluState,
+  cfg: JumpReluConfig,
+  dTheta: Float64Array,
+): { loss: number; dPre: ReturnType<typeof ws.sparseRows> } | null {
+  const [rows, m] = [pre.shape[0]!, pre.shape[1]!];
+  const since = state.tokensSinceFired;
+  const fired = new Uint8Array(m);
+  for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
+  const dead: number[] = [];
+  for (let i = 0; i < m; i++) {
+    since[i] = fired[i] ? 0 : since[i]! + rows;
+    if (since[i]! >= cfg.deadTokensThreshold) dead.push(i);
+  }
+  if (dead.length === 0) return null;
+  const c = cfg.preActCoefficient / rows;
+  const dPre = ws.sparseRows('preActGrad', rows, m);
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    dPre.reserve(dead.length);
+    for (const i of dead) {
+      const gap = theta[i]! - pre.data[r * m + i]!;
+      if (gap <= 0) continue;
+      loss += c * gap;
+      dPre.push(i, -c);
+      dTheta[i] += c;
+    }
+    dPre.endRow();
+  }
+  return { loss, dPre };
+}

@@ -6,7 +6,7 @@ import { describeConformance } from '@saelab/core/conformance';
 import { matmulRows64, type Params64, randomParams, randomTensor, toParams64 } from '@saelab/core/testing';
 import { jumpRelu, type JumpReluConfig } from '../src/index.js';
 
-const cfg: JumpReluConfig = { dIn: 6, dSae: 9, applyBDecToInput: true, bandwidth: 0.001, initialThreshold: 0.001, thresholdStepBound: 2 };
+const cfg: JumpReluConfig = { dIn: 6, dSae: 9, applyBDecToInput: true, bandwidth: 0.001, initialThreshold: 0.001, thresholdStepBound: 2, preActCoefficient: 0, deadTokensThreshold: 10_000_000 };
 
 /** Float64 reference, written from the paper: pre = (x − b_dec)W_enc + b_enc, f = pre·H(pre − θ). */
 function pre64(p: Params64, x: Float64Array, rows: number, c: JumpReluConfig): Float64Array {
@@ -118,7 +118,7 @@ describe('jumprelu: the sparse kernels agree with the dense reference path (θ p
     for (const [engineName, engine] of testEngines)
       for (const kernels of ['ts', 'wasm'] as const)
         it(`ε = ${bandwidth}, ${engineName} engine, ${kernels} kernels`, async () => {
-          const big: JumpReluConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, bandwidth, initialThreshold: 0.001, thresholdStepBound: 2 };
+          const big: JumpReluConfig = { dIn: 32, dSae: 64, applyBDecToInput: true, bandwidth, initialThreshold: 0.001, thresholdStepBound: 2, preActCoefficient: 0, deadTokensThreshold: 10_000_000 };
           const rng = new Rng(23);
           const p = randomParams(jumpRelu.paramShapes(big), rng);
           p.threshold!.data.forEach((_, i, a) => (a[i] = 0.3 + 0.5 * rng.uniform()));
