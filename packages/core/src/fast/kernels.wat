@@ -128,4 +128,66 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows_loop))))
 
+  ;; One Adam/AdamW update of n floats (optim.ts adamUpdate, PyTorch _single_tensor_adam), bit-identical to the
+  ;; TypeScript loop: every element is promoted to f64, updated with the same f64 operations in the same order, and
+  ;; rounded to f32 once per store; the moments are re-read after rounding, as the float32 state is what PyTorch uses.
+  ;;   m ← f32(β1·m + c1·g)      v ← f32(β2·v + (c2·g)·g)        (c1 = 1 − β1, c2 = 1 − β2, computed by the caller)
+  ;;   w ← f32(w·shrink − (stepSize·m) / (√v / bc2Sqrt + ε))
+  ;; Two elements per f64x2 operation, two pairs per iteration; a scalar tail for n mod 4.
+  (func (export "adam_update")
+    (param $n i32) (param $w i32) (param $g i32) (param $m i32) (param $v i32)
+    (param $b1 f64) (param $c1 f64) (param $b2 f64) (param $c2 f64)
+    (param $stepSize f64) (param $bc2Sqrt f64) (param $eps f64) (param $shrink f64)
+    (local $j i32) (local $end i32) (local $o i32)
+    (local $B1 v128) (local $C1 v128) (local $B2 v128) (local $C2 v128)
+    (local $S v128) (local $Q v128) (local $E v128) (local $K v128)
+    (local $gg v128) (local $mm v128) (local $vv v128)
+    (local $gs f64) (local $ms f64) (local $vs f64)
+    (local.set $B1 (f64x2.splat (local.get $b1)))
+    (local.set $C1 (f64x2.splat (local.get $c1)))
+    (local.set $B2 (f64x2.splat (local.get $b2)))
+    (local.set $C2 (f64x2.splat (local.get $c2)))
+    (local.set $S (f64x2.splat (local.get $stepSize)))
+    (local.set $Q (f64x2.splat (local.get $bc2Sqrt)))
+    (local.set $E (f64x2.splat (local.get $eps)))
+    (local.set $K (f64x2.splat (local.get $shrink)))
+    ;; vector part: byte offsets o in [0, 8 * floor(n/2)), one pair (8 bytes of each array) per step
+    (local.set $end (i32.shl (i32.shr_u (local.get $n) (i32.const 1)) (i32.const 3)))
+    (block $done (loop $pairs
+      (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+      (local.set $gg (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $g) (local.get $o)))))
+      (local.set $mm (f32x4.demote_f64x2_zero (f64x2.add
+        (f64x2.mul (local.get $B1) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $m) (local.get $o)))))
+        (f64x2.mul (local.get $C1) (local.get $gg)))))
+      (local.set $vv (f32x4.demote_f64x2_zero (f64x2.add
+        (f64x2.mul (local.get $B2) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $v) (local.get $o)))))
+        (f64x2.mul (f64x2.mul (local.get $C2) (local.get $gg)) (local.get $gg)))))
+      (v128.store64_lane 0 (i32.add (local.get $m) (local.get $o)) (local.get $mm))
+      (v128.store64_lane 0 (i32.add (local.get $v) (local.get $o)) (local.get $vv))
+      (v128.store64_lane 0 (i32.add (local.get $w) (local.get $o)) (f32x4.demote_f64x2_zero (f64x2.sub
+        (f64x2.mul (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $w) (local.get $o)))) (local.get $K))
+        (f64x2.div
+          (f64x2.mul (local.get $S) (f64x2.promote_low_f32x4 (local.get $mm)))
+          (f64x2.add (f64x2.div (f64x2.sqrt (f64x2.promote_low_f32x4 (local.get $vv))) (local.get $Q)) (local.get $E))))))
+      (local.set $o (i32.add (local.get $o) (i32.const 8)))
+      (br $pairs)))
+    ;; scalar tail (n odd)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $tail_done (loop $tail
+      (br_if $tail_done (i32.ge_u (local.get $o) (local.get $end)))
+      (local.set $gs (f64.promote_f32 (f32.load (i32.add (local.get $g) (local.get $o)))))
+      (f32.store (i32.add (local.get $m) (local.get $o)) (f32.demote_f64 (f64.add
+        (f64.mul (local.get $b1) (f64.promote_f32 (f32.load (i32.add (local.get $m) (local.get $o)))))
+        (f64.mul (local.get $c1) (local.get $gs)))))
+      (f32.store (i32.add (local.get $v) (local.get $o)) (f32.demote_f64 (f64.add
+        (f64.mul (local.get $b2) (f64.promote_f32 (f32.load (i32.add (local.get $v) (local.get $o)))))
+        (f64.mul (f64.mul (local.get $c2) (local.get $gs)) (local.get $gs)))))
+      (local.set $ms (f64.promote_f32 (f32.load (i32.add (local.get $m) (local.get $o)))))
+      (local.set $vs (f64.promote_f32 (f32.load (i32.add (local.get $v) (local.get $o)))))
+      (f32.store (i32.add (local.get $w) (local.get $o)) (f32.demote_f64 (f64.sub
+        (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $w) (local.get $o)))) (local.get $shrink))
+        (f64.div (f64.mul (local.get $stepSize) (local.get $ms))
+          (f64.add (f64.div (f64.sqrt (local.get $vs)) (local.get $bc2Sqrt)) (local.get $eps))))))
+      (local.set $o (i32.add (local.get $o) (i32.const 4)))
+      (br $tail))))
 )

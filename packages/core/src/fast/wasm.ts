@@ -15,6 +15,10 @@ interface KernelExports {
   gather_axpy(rows: number, d: number, ptr: number, idx: number, val: number, w: number, bias: number, out: number): void;
   scatter_outer(rows: number, d: number, ptr: number, idx: number, val: number, g: number, acc: number): void;
   sampled_dots(rows: number, d: number, ptr: number, idx: number, g: number, w: number, out: number): void;
+  adam_update(
+    n: number, w: number, g: number, m: number, v: number,
+    b1: number, c1: number, b2: number, c2: number, stepSize: number, bc2Sqrt: number, eps: number, shrink: number,
+  ): void;
 }
 
 let instance: KernelExports | null | undefined;
@@ -101,4 +105,52 @@ export function scatterOuterWasm(s: SparseRows, G: Tensor, acc: Float32Array): v
   a.f32(o, n).set(acc.subarray(0, n));
   k.scatter_outer(rows, d, csr.ptr, csr.idx, csr.val, g, o);
   acc.set(a.f32(o, n));
+}
+
+/** The scalars of one Adam/AdamW step, computed once per step by the caller (optim.ts). */
+export interface AdamScalars {
+  beta1: number;
+  beta2: number;
+  stepSize: number;
+  bc2Sqrt: number;
+  eps: number;
+  shrink: number;
+}
+
+/** Elements per staged chunk: 4 arrays × 16 Ki floats = 256 KiB, so a chunk stays in L2 between copy-in and copy-out. */
+const ADAM_CHUNK = 1 << 14;
+
+/** Whether the WebAssembly Adam step can run (WebAssembly SIMD present). */
+export function wasmAdamAvailable(): boolean {
+  return kernels() !== null;
+}
+
+/**
+ * One Adam/AdamW update of w, m, v in place (kernels.wat `adam_update`), bit-identical to optim.ts's TypeScript loop.
+ * The four arrays are staged through the module's memory a chunk at a time (copy in, update, copy w, m, v out), so
+ * the module never holds a whole parameter and the arrays stay owned by the caller.
+ */
+export function adamUpdateWasm(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: AdamScalars): void {
+  const k = need();
+  const n = w.length;
+  if (g.length !== n || m.length !== n || v.length !== n) throw new Error(`adamUpdateWasm: lengths ${n}, ${g.length}, ${m.length}, ${v.length} differ`);
+  const a = new Arena(k);
+  const chunk = Math.min(ADAM_CHUNK, n);
+  const [wo, go, mo, vo] = [a.allocFloats(chunk), a.allocFloats(chunk), a.allocFloats(chunk), a.allocFloats(chunk)];
+  a.commit();
+  const [W, G, M, V] = [a.f32(wo, chunk), a.f32(go, chunk), a.f32(mo, chunk), a.f32(vo, chunk)];
+  const c1 = 1 - s.beta1;
+  const c2 = 1 - s.beta2;
+  for (let start = 0; start < n; start += chunk) {
+    const len = Math.min(chunk, n - start);
+    const end = start + len;
+    W.set(w.subarray(start, end));
+    G.set(g.subarray(start, end));
+    M.set(m.subarray(start, end));
+    V.set(v.subarray(start, end));
+    k.adam_update(len, wo, go, mo, vo, s.beta1, c1, s.beta2, c2, s.stepSize, s.bc2Sqrt, s.eps, s.shrink);
+    w.set(W.subarray(0, len), start);
+    m.set(M.subarray(0, len), start);
+    v.set(V.subarray(0, len), start);
+  }
 }
