@@ -190,4 +190,47 @@
           (f64.add (f64.div (f64.sqrt (local.get $vs)) (local.get $bc2Sqrt)) (local.get $eps))))))
       (local.set $o (i32.add (local.get $o) (i32.const 4)))
       (br $tail))))
+
+  ;; CSR of the entries above a per-column threshold: for r < rows, j < cols (cols a multiple of 4), every
+  ;; pre[r, j] > theta[j] is appended as (j, pre[r, j]) in column order, and ptr[r + 1] = entries so far (ptr[0] is
+  ;; not written). Returns the entry count. The TypeScript rowsAbove (selection) does the same compare on the same
+  ;; float32 values, so the output is identical; four columns are compared per f32x4.gt, and only a group with a
+  ;; lane above its threshold is looked at again (at trained sparsity ~1% of the groups). The idx/val buffers need
+  ;; room for 3 entries past the last kept one (lanes are written before they are known to be kept).
+  (func (export "rows_above")
+    (param $rows i32) (param $cols i32) (param $pre i32) (param $theta i32)
+    (param $ptr i32) (param $idx i32) (param $val i32) (result i32)
+    (local $r i32) (local $j i32) (local $n i32) (local $row i32) (local $bits i32) (local $a i32)
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $row (i32.add (local.get $pre) (i32.shl (i32.mul (local.get $r) (local.get $cols)) (i32.const 2))))
+      (local.set $j (i32.const 0))
+      (block $j_done (loop $j_loop
+        (br_if $j_done (i32.ge_u (local.get $j) (local.get $cols)))
+        (local.set $a (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $bits (i32x4.bitmask (f32x4.gt (v128.load (local.get $a))
+          (v128.load (i32.add (local.get $theta) (i32.shl (local.get $j) (i32.const 2)))))))
+        (if (local.get $bits) (then
+          ;; lane 0: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 0)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=0 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 0)) (i32.const 1))))
+          ;; lane 1: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 1)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=4 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 1)) (i32.const 1))))
+          ;; lane 2: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 2)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=8 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 2)) (i32.const 1))))
+          ;; lane 3: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 3)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=12 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 3)) (i32.const 1))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $j_loop)))
+      (i32.store (i32.add (local.get $ptr) (i32.shl (i32.add (local.get $r) (i32.const 1)) (i32.const 2))) (local.get $n))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop)))
+    (local.get $n))
 )

@@ -19,6 +19,7 @@ interface KernelExports {
     n: number, w: number, g: number, m: number, v: number,
     b1: number, c1: number, b2: number, c2: number, stepSize: number, bc2Sqrt: number, eps: number, shrink: number,
   ): void;
+  rows_above(rows: number, cols: number, pre: number, theta: number, ptr: number, idx: number, val: number): number;
 }
 
 let instance: KernelExports | null | undefined;
@@ -152,5 +153,44 @@ export function adamUpdateWasm(w: Float32Array, g: Float32Array, m: Float32Array
     w.set(W.subarray(0, len), start);
     m.set(M.subarray(0, len), start);
     v.set(V.subarray(0, len), start);
+  }
+}
+
+/** Rows per staged block of rowsAboveWasm: the block's pre-activations and its worst-case CSR stay a few MiB. */
+const SCAN_BLOCK_FLOATS = 1 << 20;
+
+/** Whether rowsAboveWasm can scan rows of `cols` columns (WebAssembly SIMD present, cols a multiple of 4). */
+export function wasmScanAvailable(cols: number): boolean {
+  return cols % 4 === 0 && kernels() !== null;
+}
+
+/**
+ * Appends to `out` (already reset to [rows, cols]) the entries of pre [rows, cols] above theta[j] (kernels.wat
+ * `rows_above`): the same entries in the same order as the TypeScript scan. Rows are staged through the module's
+ * memory in blocks of about 4 MiB; each block's CSR is copied into `out` behind the previous ones.
+ */
+export function rowsAboveWasm(pre: Float32Array, rows: number, cols: number, theta: Float32Array, out: SparseRows): void {
+  const k = need();
+  if (theta.length !== cols) throw new Error(`rowsAboveWasm: ${theta.length} thresholds for ${cols} columns`);
+  const blockRows = Math.max(1, Math.min(rows, Math.floor(SCAN_BLOCK_FLOATS / cols)));
+  const a = new Arena(k);
+  const preOff = a.allocFloats(blockRows * cols);
+  const thetaOff = a.allocFloats(cols);
+  const ptrOff = a.allocFloats(blockRows + 1);
+  const idxOff = a.allocFloats(blockRows * cols + 4); // + 4: the kernel writes lanes before it knows they are kept
+  const valOff = a.allocFloats(blockRows * cols + 4);
+  a.commit();
+  a.f32(thetaOff, cols).set(theta);
+  const preView = a.f32(preOff, blockRows * cols);
+  const ptr = a.i32(ptrOff, blockRows + 1);
+  for (let r0 = 0; r0 < rows; r0 += blockRows) {
+    const nRows = Math.min(blockRows, rows - r0);
+    preView.set(pre.subarray(r0 * cols, (r0 + nRows) * cols));
+    const n = k.rows_above(nRows, cols, preOff, thetaOff, ptrOff, idxOff, valOff);
+    out.reserve(n);
+    const base = out.cursor;
+    out.indices.set(a.i32(idxOff, n), base);
+    out.values.set(a.f32(valOff, n), base);
+    for (let i = 1; i <= nRows; i++) out.endRowAt(base + ptr[i]!);
   }
 }
