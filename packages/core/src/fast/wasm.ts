@@ -20,6 +20,9 @@ interface KernelExports {
     b1: number, c1: number, b2: number, c2: number, stepSize: number, bc2Sqrt: number, eps: number, shrink: number,
   ): void;
   rows_above(rows: number, cols: number, pre: number, theta: number, ptr: number, idx: number, val: number): number;
+  project_rows(m: number, d: number, w: number, g: number): void;
+  normalize_rows(m: number, d: number, w: number, target: number, norms: number): void;
+  transpose(r: number, c: number, a: number, out: number): void;
 }
 
 let instance: KernelExports | null | undefined;
@@ -193,4 +196,51 @@ export function rowsAboveWasm(pre: Float32Array, rows: number, cols: number, the
     out.values.set(a.f32(valOff, n), base);
     for (let i = 1; i <= nRows; i++) out.endRowAt(base + ptr[i]!);
   }
+}
+
+/** Whether the row kernels below (projection, normalisation, transpose) can run: WebAssembly SIMD is present. */
+export function wasmRowKernelsAvailable(): boolean {
+  return kernels() !== null;
+}
+
+/**
+ * g_i ← g_i − (g_i·w_i / ‖w_i‖²) w_i for each row of the [m, d] matrices w, g (kernels.wat `project_rows`),
+ * bit-identical to decoder-norm.ts's TypeScript loop.
+ */
+export function projectRowsWasm(w: Float32Array, g: Float32Array, m: number, d: number): void {
+  const k = need();
+  const a = new Arena(k);
+  const [wo, go] = [a.allocFloats(m * d), a.allocFloats(m * d)];
+  a.commit();
+  a.f32(wo, m * d).set(w.subarray(0, m * d));
+  a.f32(go, m * d).set(g.subarray(0, m * d));
+  k.project_rows(m, d, wo, go);
+  g.set(a.f32(go, m * d));
+}
+
+/**
+ * Rescales each row of the [m, d] matrix w to norm `target` (rows of norm 0 unchanged) and returns the norms before
+ * (kernels.wat `normalize_rows`), bit-identical to decoder-norm.ts's TypeScript loop.
+ */
+export function normalizeRowsWasm(w: Float32Array, m: number, d: number, target: number): Float64Array {
+  const k = need();
+  const a = new Arena(k);
+  const [wo, no] = [a.allocFloats(m * d), a.alloc(8 * m)];
+  a.commit();
+  a.f32(wo, m * d).set(w.subarray(0, m * d));
+  k.normalize_rows(m, d, wo, target, no);
+  w.set(a.f32(wo, m * d));
+  return new Float64Array(k.memory.buffer, no, m).slice();
+}
+
+/** out = aᵀ for a row-major [r, c] matrix, r and c multiples of 4 (kernels.wat `transpose`). */
+export function transposeWasm(src: Float32Array, r: number, c: number, out: Float32Array): void {
+  const k = need();
+  if (r % 4 !== 0 || c % 4 !== 0) throw new Error(`transposeWasm: [${r}, ${c}] is not a multiple of 4 in both dimensions`);
+  const a = new Arena(k);
+  const [ao, oo] = [a.allocFloats(r * c), a.allocFloats(r * c)];
+  a.commit();
+  a.f32(ao, r * c).set(src.subarray(0, r * c));
+  k.transpose(r, c, ao, oo);
+  out.set(a.f32(oo, r * c));
 }
