@@ -247,6 +247,21 @@ describe('rowsAboveWasm', () => {
       expect(Array.from(out.rowPtr.subarray(0, rows + 1))).toEqual(Array.from(ref.rowPtr.subarray(0, rows + 1)));
       expect(Buffer.from(out.indices.buffer, 0, 4 * ref.nnz).equals(Buffer.from(ref.indices.buffer, 0, 4 * ref.nnz))).toBe(true);
       expect(Buffer.from(out.values.buffer, 0, 4 * ref.nnz).equals(Buffer.from(ref.values.buffer, 0, 4 * ref.nnz))).toBe(true);
+      // the open window lo < v < hi (JumpReLU's), against a plain loop
+      const hi = theta.map((t, j) => (j % 3 === 0 ? t + 0.5 : j % 3 === 1 ? t : Infinity));
+      const win = new SparseRows().reset(rows, cols);
+      rowsAboveWasm(pre.data, rows, cols, theta, win, hi);
+      const want: number[] = [];
+      const wantPtr = [0];
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) {
+          const v = pre.data[r * cols + j]!;
+          if (v > theta[j]! && v < hi[j]!) want.push(j);
+        }
+        wantPtr.push(want.length);
+      }
+      expect(Array.from(win.rowPtr.subarray(0, rows + 1))).toEqual(wantPtr);
+      expect(Array.from(win.indices.subarray(0, win.nnz))).toEqual(want);
     }
   });
 

@@ -234,6 +234,46 @@
       (br $rows_loop)))
     (local.get $n))
 
+  ;; As rows_above, for the open window theta[j] < pre[r, j] < hi[j] (JumpReLU's straight-through window).
+  (func (export "rows_between")
+    (param $rows i32) (param $cols i32) (param $pre i32) (param $theta i32) (param $hi i32)
+    (param $ptr i32) (param $idx i32) (param $val i32) (result i32)
+    (local $r i32) (local $j i32) (local $n i32) (local $row i32) (local $bits i32) (local $a i32) (local $v v128)
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $row (i32.add (local.get $pre) (i32.shl (i32.mul (local.get $r) (local.get $cols)) (i32.const 2))))
+      (local.set $j (i32.const 0))
+      (block $j_done (loop $j_loop
+        (br_if $j_done (i32.ge_u (local.get $j) (local.get $cols)))
+        (local.set $a (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $v (v128.load (local.get $a)))
+        (local.set $bits (i32x4.bitmask (v128.and
+          (f32x4.gt (local.get $v) (v128.load (i32.add (local.get $theta) (i32.shl (local.get $j) (i32.const 2)))))
+          (f32x4.lt (local.get $v) (v128.load (i32.add (local.get $hi) (i32.shl (local.get $j) (i32.const 2))))))))
+        (if (local.get $bits) (then
+          ;; lane 0: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 0)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=0 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 0)) (i32.const 1))))
+          ;; lane 1: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 1)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=4 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 1)) (i32.const 1))))
+          ;; lane 2: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 2)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=8 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 2)) (i32.const 1))))
+          ;; lane 3: written unconditionally, kept by advancing n only when its bit is set (no unpredictable branch)
+          (i32.store (i32.add (local.get $idx) (i32.shl (local.get $n) (i32.const 2))) (i32.add (local.get $j) (i32.const 3)))
+          (f32.store (i32.add (local.get $val) (i32.shl (local.get $n) (i32.const 2))) (f32.load offset=12 (local.get $a)))
+          (local.set $n (i32.add (local.get $n) (i32.and (i32.shr_u (local.get $bits) (i32.const 3)) (i32.const 1))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $j_loop)))
+      (i32.store (i32.add (local.get $ptr) (i32.shl (i32.add (local.get $r) (i32.const 1)) (i32.const 2))) (local.get $n))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop)))
+    (local.get $n))
+
   ;; Decoder-row projection (decoder-norm.ts removeParallelGradient), bit-identical to the TypeScript loops: per row
   ;; i, nn = Σ_j w_ij² and gw = Σ_j g_ij·w_ij summed in f64 in column order (each product of two f32 is exact in
   ;; f64), then, if nn ≠ 0, g_ij ← f32(g_ij − (gw/nn)·w_ij). Two rows at a time, so four independent f64 chains hide

@@ -20,6 +20,7 @@ interface KernelExports {
     b1: number, c1: number, b2: number, c2: number, stepSize: number, bc2Sqrt: number, eps: number, shrink: number,
   ): void;
   rows_above(rows: number, cols: number, pre: number, theta: number, ptr: number, idx: number, val: number): number;
+  rows_between(rows: number, cols: number, pre: number, lo: number, hi: number, ptr: number, idx: number, val: number): number;
   project_rows(m: number, d: number, w: number, g: number): void;
   normalize_rows(m: number, d: number, w: number, target: number, norms: number): void;
   transpose(r: number, c: number, a: number, out: number): void;
@@ -168,28 +169,33 @@ export function wasmScanAvailable(cols: number): boolean {
 }
 
 /**
- * Appends to `out` (already reset to [rows, cols]) the entries of pre [rows, cols] above theta[j] (kernels.wat
- * `rows_above`): the same entries in the same order as the TypeScript scan. Rows are staged through the module's
- * memory in blocks of about 4 MiB; each block's CSR is copied into `out` behind the previous ones.
+ * Appends to `out` (already reset to [rows, cols]) the entries of pre [rows, cols] above lo[j] — and below hi[j] when
+ * `hi` is given — (kernels.wat `rows_above` / `rows_between`): the same entries in the same order as the TypeScript
+ * scans. Rows are staged through the module's memory in blocks of about 4 MiB; each block's CSR is copied into `out`
+ * behind the previous ones.
  */
-export function rowsAboveWasm(pre: Float32Array, rows: number, cols: number, theta: Float32Array, out: SparseRows): void {
+export function rowsAboveWasm(pre: Float32Array, rows: number, cols: number, lo: Float32Array, out: SparseRows, hi?: Float32Array): void {
   const k = need();
-  if (theta.length !== cols) throw new Error(`rowsAboveWasm: ${theta.length} thresholds for ${cols} columns`);
+  if (lo.length !== cols || (hi && hi.length !== cols)) throw new Error(`rowsAboveWasm: ${lo.length}${hi ? `/${hi.length}` : ''} thresholds for ${cols} columns`);
   const blockRows = Math.max(1, Math.min(rows, Math.floor(SCAN_BLOCK_FLOATS / cols)));
   const a = new Arena(k);
   const preOff = a.allocFloats(blockRows * cols);
-  const thetaOff = a.allocFloats(cols);
+  const loOff = a.allocFloats(cols);
+  const hiOff = hi ? a.allocFloats(cols) : 0;
   const ptrOff = a.allocFloats(blockRows + 1);
   const idxOff = a.allocFloats(blockRows * cols + 4); // + 4: the kernel writes lanes before it knows they are kept
   const valOff = a.allocFloats(blockRows * cols + 4);
   a.commit();
-  a.f32(thetaOff, cols).set(theta);
+  a.f32(loOff, cols).set(lo);
+  if (hi) a.f32(hiOff, cols).set(hi);
   const preView = a.f32(preOff, blockRows * cols);
   const ptr = a.i32(ptrOff, blockRows + 1);
   for (let r0 = 0; r0 < rows; r0 += blockRows) {
     const nRows = Math.min(blockRows, rows - r0);
     preView.set(pre.subarray(r0 * cols, (r0 + nRows) * cols));
-    const n = k.rows_above(nRows, cols, preOff, thetaOff, ptrOff, idxOff, valOff);
+    const n = hi
+      ? k.rows_between(nRows, cols, preOff, loOff, hiOff, ptrOff, idxOff, valOff)
+      : k.rows_above(nRows, cols, preOff, loOff, ptrOff, idxOff, valOff);
     out.reserve(n);
     const base = out.cursor;
     out.indices.set(a.i32(idxOff, n), base);
