@@ -6,6 +6,8 @@ import {
   globalTopK,
   globalTopKCut,
   rowsAbove,
+  rowsAboveTs,
+  rowsBetween,
   sampledDotsTs,
   sampledDotsWasm,
   scatterOuterTs,
@@ -240,7 +242,8 @@ describe('rowsAboveWasm', () => {
       pre.data[0] = NaN;
       if (pre.data.length > 3) [pre.data[1], pre.data[2], pre.data[3]] = [-0, -Infinity, Infinity];
       const theta = Float32Array.from({ length: cols }, (_, j) => (j % 5 === 0 ? Math.round(rng.normal() * 4) / 4 : j % 5 === 1 ? -Infinity : j % 5 === 2 ? Infinity : 0.5));
-      const ref = rowsAbove(pre, theta);
+      const ref = new SparseRows().reset(rows, cols);
+      rowsAboveTs(pre.data, rows, cols, theta, ref);
       const out = new SparseRows().reset(rows, cols);
       rowsAboveWasm(pre.data, rows, cols, theta, out);
       expect(out.nnz).toBe(ref.nnz);
@@ -262,6 +265,9 @@ describe('rowsAboveWasm', () => {
       }
       expect(Array.from(win.rowPtr.subarray(0, rows + 1))).toEqual(wantPtr);
       expect(Array.from(win.indices.subarray(0, win.nnz))).toEqual(want);
+      // the dispatching entry points give the same
+      expect(Array.from(rowsAbove(pre, theta).indices.subarray(0, ref.nnz))).toEqual(Array.from(ref.indices.subarray(0, ref.nnz)));
+      expect(Array.from(rowsBetween(pre, theta, hi).indices.subarray(0, win.nnz))).toEqual(want);
     }
   });
 

@@ -8,6 +8,7 @@
  * `wasm.ts` has SIMD versions of the three hot loops.
  */
 import { type Tensor, dims2, zeros } from '../tensor.js';
+import { rowsAboveWasm, transposeWasm, wasmRowKernelsAvailable, wasmScanAvailable } from './wasm.js';
 
 /**
  * A [rows, cols] matrix in compressed sparse row form: row r's entries are (indices[e], values[e]) for
@@ -208,8 +209,9 @@ export function sparseColumnSums(s: SparseRows, out = zeros([s.cols])): Tensor {
   return out;
 }
 
-/** out = aᵀ for a row-major [r, c] matrix, in 32×32 tiles so both sides stay in cache. */
+/** out = aᵀ for a row-major [r, c] matrix: the SIMD kernel when r, c are multiples of 4, else 32×32 tiles. */
 export function transposeInto(a: Float32Array, r: number, c: number, out: Float32Array): void {
+  if (r % 4 === 0 && c % 4 === 0 && wasmRowKernelsAvailable()) return transposeWasm(a, r, c, out);
   const T = 32;
   for (let i0 = 0; i0 < r; i0 += T)
     for (let j0 = 0; j0 < c; j0 += T) {
@@ -298,7 +300,26 @@ export function rowsAbove(pre: Tensor, threshold: Float32Array | number, out = n
   const theta = typeof threshold === 'number' ? new Float32Array(cols).fill(threshold) : threshold;
   if (theta.length !== cols) throw new Error(`rowsAbove: ${theta.length} thresholds for ${cols} columns`);
   out.reset(rows, cols);
-  const a = pre.data;
+  if (wasmScanAvailable(cols)) rowsAboveWasm(pre.data, rows, cols, theta, out);
+  else rowsAboveTs(pre.data, rows, cols, theta, out);
+  return out;
+}
+
+/**
+ * The entries strictly inside (lo[j], hi[j]) as a sparse matrix, columns increasing — e.g. JumpReLU's
+ * straight-through window θ − ε/2 < pre < θ + ε/2. Stored values are the pre-activations.
+ */
+export function rowsBetween(pre: Tensor, lo: Float32Array, hi: Float32Array, out = new SparseRows()): SparseRows {
+  const [rows, cols] = dims2(pre, 'rowsBetween');
+  if (lo.length !== cols || hi.length !== cols) throw new Error(`rowsBetween: ${lo.length}/${hi.length} bounds for ${cols} columns`);
+  out.reset(rows, cols);
+  if (wasmScanAvailable(cols)) rowsAboveWasm(pre.data, rows, cols, lo, out, hi);
+  else rowsAboveTs(pre.data, rows, cols, lo, out, hi);
+  return out;
+}
+
+/** The scans of rowsAbove / rowsBetween in TypeScript (the WebAssembly kernel's reference); `out` already reset. */
+export function rowsAboveTs(a: Float32Array, rows: number, cols: number, lo: Float32Array, out: SparseRows, hi?: Float32Array): void {
   for (let r = 0; r < rows; r++) {
     out.reserve(cols);
     const idx = out.indices;
@@ -306,14 +327,13 @@ export function rowsAbove(pre: Tensor, threshold: Float32Array | number, out = n
     let n = out.cursor;
     for (let j = 0, o = r * cols; j < cols; j++, o++) {
       const v = a[o]!;
-      if (v > theta[j]!) {
+      if (v > lo[j]! && (!hi || v < hi[j]!)) {
         idx[n] = j;
         val[n++] = v;
       }
     }
     out.endRowAt(n);
   }
-  return out;
 }
 
 /**
