@@ -1,7 +1,7 @@
 /**
  * Training throughput per architecture: tokens/s of the full training step (loss, gradients, projection, Adam,
  * renormalisation) at d_in 512, d_sae 4096, batch 4096 by default — the shapes of the PyTorch bar in
- * performance.md — at two sparsities: at init (ReLU/JumpReLU/Gated fire on about half the latents) and at a
+ * docs/specs/performance.md — at two sparsities: at init (ReLU/JumpReLU/Gated fire on about half the latents) and at a
  * trained-like L0 ≈ 32 (thresholds / biases set from each latent's pre-activation statistics; TopK: k = 32).
  *
  *   npm run bench -- [--arch topk] [--steps 5] [--warmup 2] [--sparsity init|trained|both] [--mode auto|sparse|dense]
