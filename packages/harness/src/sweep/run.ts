@@ -14,6 +14,7 @@ import { type FrontierSummary, type SeriesInput, summarizeFrontiers } from './fr
 import { type PlotPanel, frontierSpec, renderPng, renderSvg } from './plot.js';
 import { type PointResult, machineInfo, pointDir, readCachedPoint, runPoint } from './point.js';
 import { renderHtml, renderMarkdown } from './report.js';
+import { sweepInterpretability } from '../interp/sweep-interp.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const defaultCacheDir = () => process.env.SAELAB_CACHE_DIR ?? join(REPO_ROOT, '.cache', 'saelab');
@@ -90,6 +91,7 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
     const wallSeconds = (performance.now() - t0) / 1000;
     const summaries = summarise(results, data);
     await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached });
+    await sweepInterpretability({ runDir, config: c, data, points: results, cacheDir, engine, log });
     log(`${computed} points trained, ${cached} from the cache; wall time ${wallSeconds.toFixed(1)} s`);
     return { runDir, points: results, summaries, computed, cached, wallSeconds };
   } finally {
