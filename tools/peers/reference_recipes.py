@@ -630,6 +630,7 @@ def main():
     p.add_argument('--targets', default='8,16,32')
     p.add_argument('--tune-target', type=int, default=16)
     p.add_argument('--lrs', default='3e-4,1e-3,3e-3')
+    p.add_argument('--extra-seed-targets', default='16', help="targets that get the seeds after the first ('': all)")
     p.add_argument('--seeds', default='0,1', help='the first seed tunes; the others repeat the chosen settings')
     p.add_argument('--tokens', type=int, default=1_000_448, help='training rows per SAE (one epoch)')
     p.add_argument('--batch', type=int, default=1024)
@@ -676,6 +677,7 @@ def main():
     targets = [int(t) for t in args.targets.split(',')]
     lrs = [float(v) for v in args.lrs.split(',')]
     seeds = [int(s) for s in args.seeds.split(',')]
+    extra_seed_targets = [int(t) for t in args.extra_seed_targets.split(',')] if args.extra_seed_targets else targets
     for recipe in args.recipes.split(','):
         r = RECIPES[recipe]
         log(f'== {recipe}: {r["ref"]}')
@@ -698,7 +700,12 @@ def main():
         # 2. every target at the chosen lr (lambda calibrated on the selection slice), then the other seeds.
         pts = []
         lam_by_target = {}
+        reached = abs(math.log(max(grid[best_lr][0]['select']['l0'], 1e-3) / args.tune_target)) <= math.log(1 + 2 * args.tolerance) \
+            if grid[best_lr][0]['select'] else False
         for target in targets:
+            if not reached and target != args.tune_target:
+                log(f'  skipping L0 {target}: no lr of the grid reached L0 {args.tune_target}')
+                continue
             if target == args.tune_target:
                 res, lam = grid[best_lr]
             else:
@@ -707,7 +714,8 @@ def main():
                     near = near * (args.tune_target / target)  # L0 ~ 1/lambda as a first guess
                 res, lam = point(recipe, target, best_lr, seeds[0], data, args, log, near)
             lam_by_target[target] = lam
-            runs = [res] + [run(recipe, lam, best_lr, s, data, args, log) for s in seeds[1:]]
+            more = seeds[1:] if target in extra_seed_targets else []
+            runs = [res] + [run(recipe, lam, best_lr, s, data, args, log) for s in more]
             pts.append(summarise_point(recipe, target, lam, best_lr, runs))
         result = {
             'recipe': recipe, 'reference': r['ref'], 'knob': r['knob'], 'lr_default': r['lr_default'],
@@ -753,6 +761,20 @@ def summarise_point(recipe, target, lam, lr, runs):
     }
 
 
+def partial_runs(out, finished):
+    """Cached runs of recipes that have not finished (so an interrupted session still reports what it measured)."""
+    runs = []
+    folder = os.path.join(out, 'runs')
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith('.json'):
+            with open(os.path.join(folder, name)) as f:
+                x = json.load(f)
+            if x['recipe'] not in finished:
+                runs.append({k: x.get(k) for k in ('recipe', 'sparsity', 'lr', 'seed', 'select', 'heldout', 'wall_s',
+                                                   'dead_train_window', 'loss_drop_last20pct')})
+    return sorted(runs, key=lambda x: (list(RECIPES).index(x['recipe']), x['lr'], x['sparsity'], x['seed']))
+
+
 def write_results(args):
     results = {}
     folder = os.path.join(args.out, 'recipes')
@@ -786,6 +808,21 @@ def write_results(args):
             lines.append(f"| {name} | {g['lr']:g}{mark} | {g['sparsity']:.4g} | "
                          f"{g['select_l0']:.2f} | {g['select_fvu']:.4f} |" if g['select_fvu'] is not None else
                          f"| {name} | {g['lr']:g} | {g['sparsity']:.4g} | diverged | diverged |")
+    partial = partial_runs(args.out, set(results))
+    if partial:
+        doc['unfinished_recipes_runs'] = partial
+        lines += ['', 'Unfinished recipes (their finished runs so far; selection-slice = train-split rows held out from training):',
+                  '', '| recipe | λ / k | lr | seed | selection L0 | selection FVU | held-out L0 | held-out FVU | held-out dead |',
+                  '|---|---|---|---|---|---|---|---|---|']
+        for x in partial:
+            sel, held = x['select'] or {}, x['heldout'] or {}
+            lines.append(f"| {x['recipe']} | {x['sparsity']:.4g} | {x['lr']:g} | {x['seed']} | {sel.get('l0', float('nan')):.2f} | "
+                         f"{sel.get('fvu', float('nan')):.4f} | {held.get('l0', float('nan')):.2f} | "
+                         f"{held.get('fvu', float('nan')):.4f} | {held.get('dead', float('nan')):.3f} |")
+        tmp = os.path.join(args.out, 'results.json.tmp')
+        with open(tmp, 'w') as f:
+            json.dump(doc, f, indent=1)
+        os.replace(tmp, os.path.join(args.out, 'results.json'))
     tmp = os.path.join(args.out, 'results.md.tmp')
     with open(tmp, 'w') as f:
         f.write('\n'.join(lines) + '\n')
