@@ -1,7 +1,7 @@
 /**
  * Training throughput per architecture: tokens/s of the full training step (loss, gradients, projection, Adam,
  * renormalisation) at d_in 512, d_sae 4096, batch 4096 by default — the shapes of the PyTorch bar in
- * performance.md — at two sparsities: at init (ReLU/JumpReLU/Gated fire on about half the latents) and at a
+ * docs/specs/performance.md — at two sparsities: at init (ReLU/JumpReLU/Gated fire on about half the latents) and at a
  * trained-like L0 ≈ 32 (thresholds / biases set from each latent's pre-activation statistics; TopK: k = 32).
  *
  *   npm run bench -- [--arch topk] [--steps 5] [--warmup 2] [--sparsity init|trained|both] [--mode auto|sparse|dense]
@@ -53,7 +53,7 @@ const targetL0 = Number(values.k);
 const mode = values.mode as SparseMode;
 const kernels = values.kernels as 'wasm' | 'ts';
 const PEAK_GFLOPS = 157;
-/** PyTorch SAELens/dictionary_learning-style trainer on this machine (performance.md / issue 6). */
+/** PyTorch SAELens/dictionary_learning-style trainer on this machine (docs/specs/performance.md / issue 6). */
 // BatchTopK has no measured PyTorch number: it is compared with TopK's (the same dense work plus a global selection).
 const PYTORCH_TOKENS_PER_S: Record<string, number> = { relu: 3000, topk: 3800, jumprelu: 2000, gated: 1600, batchtopk: 3800 };
 /** Products per step besides the encoder GEMM: decode, ∂L/∂f, dW_dec, dW_enc (+ Gated's aux decode and its ∂). */

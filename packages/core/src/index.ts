@@ -1,18 +1,176 @@
-export * from './tensor.js';
-export * from './rng.js';
-export * from './gemm.js';
-export * from './kernels.js';
-export * from './optim.js';
-export * from './schedule.js';
-export * from './decoder-norm.js';
-export * from './normalize.js';
-export * from './geometric-median.js';
-export * from './metrics.js';
-export * from './io/index.js';
-export * from './lm.js';
-export * from './sae.js';
-export * from './sae-ops.js';
-export * from './trainer.js';
-export * from './synthetic.js';
-export * from './sae-folder.js';
-export * from './wasm.js';
+/**
+ * @saelab/core's public API, listed name by name. Two layers:
+ * - the numeric base: tensors, RNG, GEMM engines, dense and sparse kernels, optimisers and schedules, file I/O,
+ *   WebAssembly plumbing, the language-model contract;
+ * - the SAE kit over it (`sae/`): the architecture contract, the shared SAE ops, the generic trainer, folders,
+ *   metrics. It knows no particular SAE: the architectures live in the `@saelab/sae-*` packages.
+ * Test helpers are separate entry points: `@saelab/core/testing`, `@saelab/core/conformance`, `@saelab/core/reference`.
+ */
+
+// ── numeric base ───────────────────────────────────────────────────────────────────────────────────────────────
+export { type Params, type Tensor, assertFinite, assertShape, clone, cloneParams, dims2, fromArray, numel, sameShape, tensor, zeros, zerosLike } from './tensor.js';
+export { Rng } from './rng.js';
+export {
+  type AttentionShape,
+  type GemmEngine,
+  type GemmOptions,
+  type OrtEngineOptions,
+  type TopKResult,
+  buildAffineTopKModel,
+  buildCausalAttentionModel,
+  buildGemmModel,
+  createOrtEngine,
+  defaultEngine,
+  gemmDims,
+  gemmSync,
+  jsEngine,
+  tryCreateTfjsNodeEngine,
+} from './gemm.js';
+export { columnSums, subRowVector } from './kernels.js';
+export {
+  type SparseMode,
+  type WorkspaceOptions,
+  PhaseTimer,
+  SparseRows,
+  Workspace,
+  globalTopK,
+  globalTopKCut,
+  rowsAbove,
+  sampledDotsTs,
+  sampledDotsWasm,
+  scatterOuterTs,
+  scatterOuterWasm,
+  sparseColumnSums,
+  sparseMatmulTs,
+  sparseMatmulWasm,
+  topKRows,
+  transposeInto,
+  wasmKernelsAvailable,
+  workspaceOf,
+} from './fast/index.js';
+export { type Optimizer, type OptimizerConfigInput, type OptimizerOptions, type OptimizerState, OptimizerConfig, createOptimizer } from './optim.js';
+export { type LrScheduleInput, LrSchedule, clipGradNorm, lrAt, parseLrSchedule, warmupCoefficient } from './schedule.js';
+export { type FoldDecoderNormsArgs, foldDecoderNorms, normalizeRows, removeParallelGradient, rowNorms } from './decoder-norm.js';
+export { NormScaleEstimator, estimateNormScale, scaleRows } from './normalize.js';
+export { type GeometricMedianOptions, type GeometricMedianResult, geometricMedian, sumOfDistances } from './geometric-median.js';
+export {
+  type ActivationFile,
+  type DecodedSafetensors,
+  type FloatDtype,
+  type NpyHeader,
+  type RowSource,
+  type SaelensFolder,
+  type SafetensorsDtype,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+  type ShuffledBatchStreamOptions,
+  type StreamPosition,
+  type TrainingState,
+  DTYPE_BYTES,
+  NpyRowWriter,
+  SAE_CFG_FILE,
+  SAE_WEIGHTS_FILE,
+  ShuffledBatchStream,
+  bf16ToF32Array,
+  bytesToFloat32,
+  checkRowRange,
+  decodeNpy,
+  decodeSafetensors,
+  encodeNpy,
+  encodeSafetensors,
+  f16BitsToNumber,
+  f16ToF32Array,
+  f32ToF16Array,
+  findTensor,
+  float32Bytes,
+  iterateRows,
+  loadSaelensFolder,
+  loadTrainingState,
+  npyHeaderBytes,
+  numberToF16Bits,
+  openActivationFile,
+  parseNpyHeader,
+  parseSafetensorsHeader,
+  readNpyFile,
+  readNpyHeader,
+  readNpyHeaderFrom,
+  readNpyRows,
+  readNpyRowsFrom,
+  readSafetensorsFile,
+  readSafetensorsHeader,
+  readSafetensorsHeaderFrom,
+  readSafetensorsRows,
+  readTensorRows,
+  replaceDirAtomic,
+  safetensorsFloatDtype,
+  sampleRows,
+  saveSaelensFolder,
+  saveTrainingState,
+  tempSibling,
+  writeFileAtomic,
+  writeFileAtomicSync,
+  writeNpyFile,
+  writeSafetensorsFile,
+} from './io/index.js';
+export { type WasmMemory, WasmArena, instantiateWasm } from './wasm.js';
+export { type HookableLM, type LmInfo, type LmRunOptions, type LmRunResult, nextTokenCrossEntropy } from './lm.js';
+export {
+  type DifferenceTest,
+  bootstrapCounts,
+  holmAdjust,
+  incompleteBeta,
+  lnGamma,
+  meanVar,
+  normalUpperTail,
+  quantile,
+  studentTCritical,
+  studentTTwoSidedP,
+  welchTest,
+} from './stats.js';
+export { type PcaModel, fitPca, pcaReconstruct, symmetricEigen } from './pca.js';
+
+// ── the SAE kit ────────────────────────────────────────────────────────────────────────────────────────────────
+export {
+  type ArchName,
+  type BaseSaeConfig,
+  type LossAndGrads,
+  type SaeArchitecture,
+  type SaeContext,
+  type SaelensArchitecture,
+  type TrainingRecipe,
+  baseSaeConfigSchema,
+  defaultSparsityFor,
+} from './sae/contract.js';
+export {
+  type SparseLossAndGrads,
+  accumulate,
+  decodeAffine,
+  decoderBackward,
+  encoderBackward,
+  encoderInput,
+  encoderPre,
+  encoderTopK,
+  foldInputScale,
+  freshContext,
+  initTiedDictionary,
+  lossAndGradsResult,
+  reconstructionLoss,
+  sampledDots,
+} from './sae/ops.js';
+export { type StepStats, type TrainerOptions, SaeTrainer, batchFvu, recipeOptions, trainerOptionsSchema } from './sae/trainer.js';
+export { SAELAB_VERSION, loadSaeAs, saveSae } from './sae/folder.js';
+export {
+  type MetricDefinition,
+  type MetricRecord,
+  type MetricsSummary,
+  DENSE_FIRING_FRACTION,
+  METRIC_DEFINITIONS,
+  MetricsAccumulator,
+  ceRecovered,
+  deltaLmLoss,
+  maxCosineSimilarities,
+  meanMaxCosineSimilarity,
+} from './sae/metrics.js';
+export { type DensityHistogram, SaeBenchExplainedVariance, klDivScore, klDivergenceRows, latentDensityHistogram } from './sae/field-metrics.js';
+export { type SyntheticOptions, syntheticSparseData } from './sae/synthetic.js';
+export { densePathDifferences, relativeDifference } from './sae/dense-vs-sparse.js';

@@ -1,7 +1,7 @@
 /**
  * Input normalisation (Gemma Scope convention): one scalar C with E‖x/C‖² = 1, i.e. C = √(E‖x‖²) over
  * the rows of a sample of the activation stream. This module estimates C and applies it; folding C into a
- * trained SAE (the same for all four architectures) is `foldInputScale` in sae-ops.ts.
+ * trained SAE (the same for all four architectures) is `foldInputScale` in sae/ops.ts.
  */
 import { type Tensor, dims2 } from './tensor.js';
 

@@ -23,10 +23,6 @@ export function mat64(rows: number, cols: number, fill: (i: number, j: number) =
 
 export const at = (m: Mat64, i: number, j: number): number => m.data[i * m.cols + j]!;
 
-export function transpose64(a: Mat64): Mat64 {
-  return mat64(a.cols, a.rows, (i, j) => at(a, j, i));
-}
-
 /** Textbook triple loop. */
 export function matmul64(a: Mat64, b: Mat64): Mat64 {
   if (a.cols !== b.rows) throw new Error(`matmul64: ${a.rows}x${a.cols} · ${b.rows}x${b.cols}`);
@@ -37,13 +33,9 @@ export function matmul64(a: Mat64, b: Mat64): Mat64 {
   });
 }
 
-export function map64(a: Mat64, f: (v: number, i: number, j: number) => number): Mat64 {
-  return mat64(a.rows, a.cols, (i, j) => f(at(a, i, j), i, j));
-}
-
 /** a[i,j] + v[j] (row broadcast); sign −1 subtracts. */
 export function addRow64(a: Mat64, v: ArrayLike<number>, sign = 1): Mat64 {
-  return map64(a, (x, _i, j) => x + sign * v[j]!);
+  return mat64(a.rows, a.cols, (i, j) => at(a, i, j) + sign * v[j]!);
 }
 
 export function columnSums64(a: Mat64): Float64Array {

@@ -81,16 +81,16 @@ export function matmulRows64(x: Float64Array, rows: number, W: Float64Array, inn
 }
 
 /**
- * The shrinkage experiment of sae.md: one true feature d̂, every input exactly 1·d̂, b_dec frozen at 0 (otherwise
+ * The shrinkage experiment of docs/specs/sae.md: one true feature d̂, every input exactly 1·d̂, b_dec frozen at 0 (otherwise
  * the bias alone reconstructs a constant input). Trains with Adam and returns x̂·d̂ for the input (1 = no shrinkage).
  */
-export async function trainOnConstantFeature<C extends import('./sae.js').BaseSaeConfig, S>(
-  arch: import('./sae.js').SaeArchitecture<C, S>,
+export async function trainOnConstantFeature<C extends import('./sae/contract.js').BaseSaeConfig, S>(
+  arch: import('./sae/contract.js').SaeArchitecture<C, S>,
   cfg: C,
   lambda: number,
   opts: { steps?: number; lr?: number; seed?: number } = {},
 ): Promise<number> {
-  const { SaeTrainer } = await import('./trainer.js');
+  const { SaeTrainer } = await import('./sae/trainer.js');
   const rng = new Rng(opts.seed ?? 1);
   const dHat = randomTensor([1, cfg.dIn], rng);
   const n = Math.hypot(...dHat.data);

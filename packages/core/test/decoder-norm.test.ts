@@ -78,7 +78,7 @@ describe('removeParallelGradient', () => {
 });
 
 describe('foldDecoderNorms', () => {
-  // Float64 references for two different SAE encoders, written from specs/sae.md:
+  // Float64 references for two different SAE encoders, written from docs/specs/sae.md:
   // pi = (x − b_dec) W_enc + b_enc;  ReLU: f = max(pi, 0);  JumpReLU: f = pi·H(pi − θ);  x̂ = f W_dec + b_dec
   function reconstruct(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor, theta: Tensor | null): number[] {
     const [B, d] = x.shape as [number, number];

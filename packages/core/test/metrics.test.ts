@@ -6,7 +6,7 @@ import {
   deltaLmLoss,
   maxCosineSimilarities,
   meanMaxCosineSimilarity,
-} from '../src/metrics.js';
+} from '../src/sae/metrics.js';
 import { Rng } from '../src/rng.js';
 import { type Tensor, zeros } from '../src/tensor.js';
 
@@ -56,7 +56,7 @@ function percentile(values: number[], p: number): number {
   return v[lo]! + (h - lo) * (v[hi]! - v[lo]!);
 }
 
-/** Float64 reference written directly from specs/metrics-and-sweeps.md, two-pass FVU. */
+/** Float64 reference written directly from docs/specs/metrics-and-sweeps.md, two-pass FVU. */
 function reference(x: Tensor, xHat: Tensor, f: Tensor) {
   const n = x.shape[0]!;
   const d = x.shape[1]!;

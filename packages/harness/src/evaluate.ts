@@ -1,4 +1,4 @@
-/** Metrics of a trained SAE on held-out activations, in raw activation space (metrics-and-sweeps.md). */
+/** Metrics of a trained SAE on held-out activations, in raw activation space (docs/specs/metrics-and-sweeps.md). */
 import { type SpliceBaseline, spliceCrossEntropyWindows } from '@saelab/activations';
 import { type GemmEngine, type HookableLM, MetricsAccumulator, type MetricsSummary, type RowSource, type Tensor, ceRecovered, defaultEngine, deltaLmLoss, iterateRows } from '@saelab/core';
 import type { LoadedSae } from './sae-folder.js';
@@ -27,7 +27,7 @@ export function metricsJson(m: MetricsSummary): Record<string, unknown> {
   return rest as unknown as Record<string, unknown>;
 }
 
-/** ΔLM loss and CE recovered of one SAE spliced into an LM (metrics-and-sweeps.md), per token. */
+/** ΔLM loss and CE recovered of one SAE spliced into an LM (docs/specs/metrics-and-sweeps.md), per token. */
 export interface LmFidelity {
   ceClean: number;
   ceSpliced: number;

@@ -2,7 +2,6 @@
  * `saelab train`: streams activations, trains one SAE with its paper's recipe, checkpoints atomically (Ctrl-C leaves
  * a resumable state), evaluates on a held-out tail and writes an SAELens folder with the normalisation folded in.
  */
-import { createHash } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
@@ -30,6 +29,7 @@ import {
 import { type ActivationInput, openActivations, splitHeldOut } from './data.js';
 import { evaluateSae, metricsJson } from './evaluate.js';
 import { ARCH_NAMES, K_ARCH_NAMES, getArchitecture } from './registry.js';
+import { hashOf } from './hash.js';
 import { CODE_VERSION, loadSae, saveSae } from './sae-folder.js';
 
 export const trainOptionsSchema = z
@@ -102,12 +102,6 @@ export interface TrainResult {
   deadFractionTrainWindow: number;
   interrupted: boolean;
 }
-
-const stableJson = (v: unknown): string =>
-  JSON.stringify(v, (_k, val) =>
-    val && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b))) : val,
-  );
-export const hashOf = (v: unknown) => createHash('sha256').update(stableJson(v)).digest('hex').slice(0, 16);
 
 export function statePathFor(out: string): string {
   return `${out.replace(/\/+$/, '')}.train-state.safetensors`;

@@ -1,7 +1,7 @@
 /**
  * The sweep's harvest from a pretrained llama2.c model (stories260K): BOS rows are dropped at every position —
  * at each window start and where BOS separates two documents inside a window — so the SAEs never train or get
- * evaluated on a special token (metrics-and-sweeps.md), matching the splice, which leaves BOS rows unedited.
+ * evaluated on a special token (docs/specs/metrics-and-sweeps.md), matching the splice, which leaves BOS rows unedited.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

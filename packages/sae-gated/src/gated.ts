@@ -93,7 +93,7 @@ export const gated: SaeArchitecture<GatedConfig> = {
   sparsityKnob: 'lambda',
   decoderConstraint: () => 'unit-norm',
   configSchema: gatedConfigSchema,
-  // Paper: Adam; β1 = 0 works well for Gated (sae.md).
+  // Paper: Adam; β1 = 0 works well for Gated (docs/specs/sae.md).
   recipe: {
     optimizer: { kind: 'adam', lr: 5e-5, beta1: 0, beta2: 0.999 },
     lrSchedule: 'constant',

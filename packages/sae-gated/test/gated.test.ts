@@ -63,7 +63,7 @@ describe('gated: stop-gradient decoder in the auxiliary loss', () => {
   });
 });
 
-describe('gated ⇔ JumpReLU identity (sae.md)', () => {
+describe('gated ⇔ JumpReLU identity (docs/specs/sae.md)', () => {
   it('with tied weights the Gated encoder equals JumpReLU on π_mag with θ = b_mag − exp(r_mag) ⊙ b_gate', async () => {
     const rng = new Rng(9);
     const p = randomParams(gated.paramShapes(cfg), rng);
@@ -92,7 +92,7 @@ describe('gated ⇔ JumpReLU identity (sae.md)', () => {
   });
 });
 
-describe('gated: no shrinkage (sae.md)', () => {
+describe('gated: no shrinkage (docs/specs/sae.md)', () => {
   it('with λ = 1 the input 1·d̂ is reconstructed exactly (the L1 acts on the gate, not the magnitude)', async () => {
     const { trainOnConstantFeature } = await import('@saelab/core/testing');
     expect(await trainOnConstantFeature(gated, { dIn: 4, dSae: 2, applyBDecToInput: true }, 1)).toBeCloseTo(1, 4);

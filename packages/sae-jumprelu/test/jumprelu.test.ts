@@ -37,7 +37,7 @@ describeConformance(jumpRelu, {
   reference: { encode: encode64, loss: loss64 },
   smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
   makeParams,
-  initValues: { threshold: 0.001 }, // sae.md: θ = 0.001
+  initValues: { threshold: 0.001 }, // docs/specs/sae.md: θ = 0.001
 });
 
 describe('jumprelu: straight-through pseudo-gradients for θ (paper eqs. 11–12)', () => {

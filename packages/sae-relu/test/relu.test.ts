@@ -31,7 +31,7 @@ for (const l1Penalty of ['decoder-norm-weighted', 'plain'] as const) {
     cfg,
     reference: { encode: (p, x, r) => encode64(p, x, r, cfg), loss: (p, x, r, l) => loss64(p, x, r, l, cfg) },
     smoothParams: ['W_enc', 'b_enc', 'W_dec', 'b_dec'],
-    initDecoderNorm: l1Penalty === 'plain' ? 1 : 0.1, // sae.md: the April recipe's 0.1; unit rows with the plain L1
+    initDecoderNorm: l1Penalty === 'plain' ? 1 : 0.1, // docs/specs/sae.md: the April recipe's 0.1; unit rows with the plain L1
   });
 }
 const noBDec: ReluConfig = { dIn: 5, dSae: 7, applyBDecToInput: false, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 };
@@ -45,7 +45,7 @@ describeConformance(relu, {
 import { describe, expect, it } from 'vitest';
 import { trainOnConstantFeature } from '@saelab/core/testing';
 
-describe('relu: shrinkage (sae.md)', () => {
+describe('relu: shrinkage (docs/specs/sae.md)', () => {
   it('with λ = 1 the L1 penalty shrinks the reconstruction of 1·d̂ below 1, to the optimum 1 − λ/2', async () => {
     // One feature at magnitude g along d̂: loss (1 − g)² + λg is minimised at g = 1 − λ/2.
     const g = await trainOnConstantFeature(relu, { dIn: 4, dSae: 2, applyBDecToInput: true, l1Penalty: 'decoder-norm-weighted', decoderInitNorm: 0.1 }, 1);

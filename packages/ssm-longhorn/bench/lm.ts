@@ -2,7 +2,7 @@
  * Language modelling on the npm corpora: Longhorn vs Mamba at (nearly) matched parameter count, validation loss
  * and perplexity after a fixed token budget. Corpora and split come from @saelab/activations (split by document,
  * FNV-1a, 90/5/5); text is GPT-2 tokenized and the vocabulary restricted to the V−2 most frequent training tokens
- * plus <unk> and <eot> (document separator) — documented in the results (data.md allows it).
+ * plus <unk> and <eot> (document separator) — documented in the results (docs/specs/data.md allows it).
  *
  *   npx tsx packages/ssm-longhorn/bench/lm.ts [--corpus sotu] [--variants longhorn-diag,mamba] [--tokens 200000]
  *     [--vocab 4096] [--dModel 128] [--layers 4] [--seqLen 256] [--batch 16] [--lr 3e-3] [--threads 1]

@@ -1,5 +1,5 @@
 /**
- * MQAR grid (spec: longhorn.md "Benchmarks"), scaled to a shared CPU: for each transition × (L, N) × lr, train a
+ * MQAR grid (spec: docs/specs/longhorn.md "Benchmarks"), scaled to a shared CPU: for each transition × (L, N) × lr, train a
  * 2-layer, no-MLP model on a fresh seeded stream of examples, stop early once validation accuracy reaches the
  * target, then report test accuracy at the trained length and at 2L (length extrapolation).
  *

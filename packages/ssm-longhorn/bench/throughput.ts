@@ -1,5 +1,5 @@
 /**
- * Training throughput of the LM at the spec's performance shape (performance.md, "The bar for Longhorn training"):
+ * Training throughput of the LM at the spec's performance shape (docs/specs/performance.md, "The bar for Longhorn training"):
  * d_model 128, 4 layers, d_state 16, expand 2, sequence 256, batch 16, vocabulary 4096, AdamW — full steps
  * (forward, backward, clipping, optimiser). Reference: a PyTorch Longhorn whose scan loops over time, ~780 tok/s.
  *
@@ -73,7 +73,7 @@ await writeFileAtomic(
     '',
     `Shape: d_model 128, 4 layers, d_state 16, expand 2, seq ${L}, batch ${B}, vocab 4096, AdamW, full steps. Machine: ${machine}.`,
     `Kernels: ${a.simd !== '0' ? 'WebAssembly SIMD (scan, block elementwise ops, cross-entropy)' : 'TypeScript reference loops (--simd 0)'}; GEMMs: ${engine.name}; scan threads: ${scanThreads(a.simd !== '0' ? 'simd' : 'js')}.`,
-    'Reference (performance.md): PyTorch Longhorn with a time-loop scan, ~780 tok/s on this machine.',
+    'Reference (docs/specs/performance.md): PyTorch Longhorn with a time-loop scan, ~780 tok/s on this machine.',
     '',
     '| variant | params | tok/s (wall) | tok per CPU-s | × reference (wall) | load avg |',
     '|---|---|---|---|---|---|',

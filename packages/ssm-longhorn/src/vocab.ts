@@ -1,7 +1,7 @@
 /**
  * Restricted vocabularies: a Longhorn LM trained on a corpus keeps only the V−2 most frequent tokens of a base
  * tokenizer (e.g. GPT-2) plus <unk> (id 0) and <eot> (id 1, the document separator / BOS), so the LM head stays
- * small (data.md). `vocab.json` in a model folder records the mapping; `restrictTokenizer` wraps the base
+ * small (docs/specs/data.md). `vocab.json` in a model folder records the mapping; `restrictTokenizer` wraps the base
  * tokenizer so text ↔ model ids round-trip (unknown base tokens → <unk>).
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /** Sparse SAE kernels: CSR latents, reusable workspaces, TypeScript and WebAssembly SIMD loops. */
-export * from './sparse.js';
+export * from './csr.js';
+export * from './selection.js';
 export * from './workspace.js';
 export { wasmKernelsAvailable, sparseMatmulWasm, sampledDotsWasm, scatterOuterWasm } from './wasm.js';
-export * from './paths.js';

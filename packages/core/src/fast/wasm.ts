@@ -1,6 +1,6 @@
 /**
  * WebAssembly SIMD versions of the three hot sparse loops (kernels.wat), with the same contracts as the TypeScript
- * versions in sparse.ts. Each call copies its operands into the module's memory, runs, and copies the result out:
+ * versions in csr.ts. Each call copies its operands into the module's memory, runs, and copies the result out:
  * a few MiB of memcpy against tens of millions of multiply-adds, and no aliasing between JS and WASM views.
  * V8 does not vectorise TypeScript loops, so f32x4 gives ~3–4× on the same core.
  */
@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor.js';
 import { dims2 } from '../tensor.js';
 import { type WasmMemory, WasmArena as Arena, instantiateWasm } from '../wasm.js';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
-import type { SparseRows } from './sparse.js';
+import type { SparseRows } from './csr.js';
 
 interface KernelExports {
   memory: WasmMemory;

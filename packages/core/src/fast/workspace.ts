@@ -6,9 +6,8 @@
  * allocated once (or grown) and reused every step, so resident memory stays flat after the first step.
  * Buffers returned by `lossAndGrads` through a workspace are valid until the next step that uses it.
  */
-import type { SaeContext } from '../sae.js';
 import { type Tensor, numel } from '../tensor.js';
-import { SparseRows } from './sparse.js';
+import { SparseRows } from './csr.js';
 
 /**
  * How the shared SAE ops run products that involve sparse latents:
@@ -117,6 +116,6 @@ export class PhaseTimer {
 }
 
 /** The workspace carried by a context, or a throwaway one (fresh buffers) when there is none. */
-export function workspaceOf(ctx: SaeContext): Workspace {
-  return (ctx as { workspace?: Workspace }).workspace ?? new Workspace();
+export function workspaceOf(ctx: { workspace?: Workspace }): Workspace {
+  return ctx.workspace ?? new Workspace();
 }

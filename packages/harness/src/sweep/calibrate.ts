@@ -1,5 +1,5 @@
 /**
- * Matched-L0 calibration (metrics-and-sweeps.md): find λ such that a λ-based SAE's trained L0 lands near a target.
+ * Matched-L0 calibration (docs/specs/metrics-and-sweeps.md): find λ such that a λ-based SAE's trained L0 lands near a target.
  *
  * L0(λ) is decreasing and roughly a power law, so we work with f(λ) = ln L0(λ) − ln target on a log-λ axis:
  *   1. start from a hint (an already calibrated neighbouring target, scaled by the power law L0 ∝ λ^−1) or the

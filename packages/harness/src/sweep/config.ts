@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { ArchName } from '@saelab/core';
 import { ARCH_NAMES, K_ARCH_NAMES as K_ARCHS } from '../registry.js';
-import { hashOf } from '../train.js';
+import { hashOf } from '../hash.js';
 
 const archEnum = z.enum(ARCH_NAMES as [ArchName, ...ArchName[]]);
 

@@ -14,7 +14,7 @@ import cliProgress from 'cli-progress';
 import { MANIFEST_FILE, openActivationStore, readManifest } from '@saelab/activations';
 import { NpyRowWriter, type RowSource, writeFileAtomic } from '@saelab/core';
 import { type ActivationInput, fileFingerprint, openActivations, rowRange } from '../data.js';
-import { hashOf } from '../train.js';
+import { hashOf } from '../hash.js';
 import type { SweepConfig } from './config.js';
 import { type OpenedLm, middleResidSite, openSweepLm } from './lm.js';
 import { encodeStream, shuffledDocuments } from './tokens.js';
@@ -145,7 +145,7 @@ async function harvestFromLm(c: SweepConfig, cacheDir: string, log: (s: string) 
 /**
  * Rows a harvest of `windows` windows of `stream` yields: one per token, except BOS tokens (the first position
  * of every window, and document separators where the separator is BOS, as for llama2.c) — they are special tokens
- * (metrics-and-sweeps.md), and splicing leaves them unedited too.
+ * (docs/specs/metrics-and-sweeps.md), and splicing leaves them unedited too.
  */
 function harvestRows(stream: Int32Array, windows: number, body: number, bos: number | null): number {
   let n = windows * body;

@@ -14,7 +14,7 @@ import { type HookableLM, Rng, writeFileAtomic } from '@saelab/core';
 import { EOT, LonghornLM, UNK, buildVocab, loadModel, loadVocab, nextTokenTargets, restrictTokenizer, saveVocab, toModelIds, train as trainLonghorn } from '@saelab/ssm-longhorn';
 import { fileFingerprint } from '../data.js';
 import { lmCodeVersion } from './code-version.js';
-import { hashOf } from '../train.js';
+import { hashOf } from '../hash.js';
 import type { LmBuildConfig, SweepConfig } from './config.js';
 import { encodeStream, shuffledDocuments } from './tokens.js';
 

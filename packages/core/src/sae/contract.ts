@@ -3,11 +3,11 @@
  * trainer, evaluator, CLI and sweeps only ever talk to this interface. Parameter names are SAELens's.
  */
 import { z } from 'zod';
-import type { SparseRows } from './fast/sparse.js';
-import type { Workspace } from './fast/workspace.js';
-import type { GemmEngine } from './gemm.js';
-import type { Rng } from './rng.js';
-import type { Params, Tensor } from './tensor.js';
+import type { SparseRows } from '../fast/csr.js';
+import type { Workspace } from '../fast/workspace.js';
+import type { GemmEngine } from '../gemm.js';
+import type { Rng } from '../rng.js';
+import type { Params, Tensor } from '../tensor.js';
 
 export type ArchName = 'relu' | 'gated' | 'topk' | 'jumprelu' | 'batchtopk';
 export type SaelensArchitecture = 'standard' | 'gated' | 'topk' | 'jumprelu';

@@ -2,8 +2,8 @@
  * Synthetic activations with known ground-truth features: each row is a sparse non-negative combination of the
  * rows of a random unit-norm dictionary. Used to check that an SAE recovers the features (MMCS) and in the docs.
  */
-import { Rng } from './rng.js';
-import { type Tensor, zeros } from './tensor.js';
+import { Rng } from '../rng.js';
+import { type Tensor, zeros } from '../tensor.js';
 
 export interface SyntheticOptions {
   rows: number;

@@ -1,12 +1,12 @@
 /**
- * Evaluation metrics, exactly as defined in specs/metrics-and-sweeps.md. Each has a name and a version that are
+ * Evaluation metrics, exactly as defined in docs/specs/metrics-and-sweeps.md. Each has a name and a version that are
  * stored beside its value; bump the version whenever a definition changes so old and new numbers never mix.
  *
  * Feed held-out rows (special tokens already removed) in raw, un-normalised activation space. Everything is
  * accumulated in float64; FVU's denominator uses per-dimension Welford/Chan merging, which equals the two-pass
  * Σ (x − mean)² without the cancellation of Σx² − N·mean².
  */
-import { type Tensor, assertShape, dims2 } from './tensor.js';
+import { type Tensor, assertShape, dims2 } from '../tensor.js';
 
 export interface MetricDefinition {
   readonly name: string;

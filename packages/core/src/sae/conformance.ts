@@ -1,19 +1,19 @@
 /**
- * The conformance suite every SAE architecture must pass (sae.md, "Conformance tests"). Each `sae-*` package
+ * The conformance suite every SAE architecture must pass (docs/specs/sae.md, "Conformance tests"). Each `sae-*` package
  * calls `describeConformance` with its architecture and a float64 reference written from the paper's equations;
  * architecture-specific checks (STE formulas, identities, shrinkage) live beside it in the package's own tests.
  */
 import { describe, expect, it } from 'vitest';
-import type { GemmEngine } from './gemm.js';
-import { Rng } from './rng.js';
-import type { BaseSaeConfig, SaeArchitecture } from './sae.js';
+import type { GemmEngine } from '../gemm.js';
+import { Rng } from '../rng.js';
+import type { BaseSaeConfig, SaeArchitecture } from './contract.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadSaeAs, saveSae } from './sae-folder.js';
-import { foldInputScale } from './sae-ops.js';
-import type { Params, Tensor } from './tensor.js';
-import { gradientCheck, type Params64, randomParams, randomTensor, testEngines, toParams64 } from './testing.js';
+import { loadSaeAs, saveSae } from './folder.js';
+import { foldInputScale } from './ops.js';
+import type { Params, Tensor } from '../tensor.js';
+import { gradientCheck, type Params64, randomParams, randomTensor, testEngines, toParams64 } from '../testing.js';
 
 export interface Reference64 {
   /** Latents f for inputs x (row-major [rows, dSae]). */
@@ -66,8 +66,8 @@ export function describeConformance<C extends BaseSaeConfig, S>(arch: SaeArchite
     return { params, x };
   };
 
-  describe(`${arch.name}: conformance (sae.md)`, () => {
-    it('init (sae.md): shapes match paramShapes, W_enc = W_decᵀ, W_dec rows of the recipe norm, other tensors constant', () => {
+  describe(`${arch.name}: conformance (docs/specs/sae.md)`, () => {
+    it('init (docs/specs/sae.md): shapes match paramShapes, W_enc = W_decᵀ, W_dec rows of the recipe norm, other tensors constant', () => {
       const p = arch.init(cfg, new Rng(1));
       for (const [name, shape] of Object.entries(arch.paramShapes(cfg))) expect(p[name]?.shape, name).toEqual(shape);
       const { dIn, dSae } = cfg;

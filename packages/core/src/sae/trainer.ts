@@ -4,13 +4,13 @@
  * LR schedule, and decoder renormalisation. Data loading, progress, checkpoints and export live in the harness.
  */
 import { z } from 'zod';
-import { removeParallelGradient, normalizeRows } from './decoder-norm.js';
-import { type Optimizer, OptimizerConfig, createOptimizer } from './optim.js';
-import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './sae.js';
-import type { SparseLossAndGrads } from './sae-ops.js';
-import { Workspace } from './fast/workspace.js';
-import { clipGradNorm, lrAt, warmupCoefficient } from './schedule.js';
-import { type Params, type Tensor, dims2 } from './tensor.js';
+import { removeParallelGradient, normalizeRows } from '../decoder-norm.js';
+import { type Optimizer, OptimizerConfig, createOptimizer } from '../optim.js';
+import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './contract.js';
+import type { SparseLossAndGrads } from './ops.js';
+import { Workspace } from '../fast/workspace.js';
+import { clipGradNorm, lrAt, warmupCoefficient } from '../schedule.js';
+import { type Params, type Tensor, dims2 } from '../tensor.js';
 
 export const trainerOptionsSchema = z.object({
   totalSteps: z.number().int().positive(),
@@ -61,7 +61,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   readonly optimizer: Optimizer;
   /**
    * 1 for each latent that fired at least once since `resetFiringWindow()` — the "training window" part of the
-   * dead-fraction metric (metrics-and-sweeps.md).
+   * dead-fraction metric (docs/specs/metrics-and-sweeps.md).
    */
   firedInWindow: Uint8Array;
   /** The step at which the firing window was last reset. */

@@ -3,9 +3,9 @@
  * engine) and on the sparse kernels, and reports the worst relative difference of every output. Used by each
  * architecture's tests; also handy when ablating a kernel.
  */
-import type { BaseSaeConfig, SaeArchitecture, SaeContext } from '../sae.js';
+import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './contract.js';
 import type { Params, Tensor } from '../tensor.js';
-import { Workspace, type WorkspaceOptions } from './workspace.js';
+import { Workspace, type WorkspaceOptions } from '../fast/workspace.js';
 
 /** max |a − b| / max(1e-3·max|b|, |b|) over elements: relative, with a floor so near-zero entries do not dominate. */
 export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -4,9 +4,9 @@
  * provenance under `saelab`); `loadSaeAs` reads one back for a known architecture. (`@saelab/harness`'s `loadSae`
  * also picks the architecture from cfg.json and folds older SAELens conventions into the weights.)
  */
-import { loadSaelensFolder, saveSaelensFolder } from './io/checkpoint.js';
-import type { BaseSaeConfig, SaeArchitecture } from './sae.js';
-import type { Params } from './tensor.js';
+import { loadSaelensFolder, saveSaelensFolder } from '../io/checkpoint.js';
+import type { BaseSaeConfig, SaeArchitecture } from './contract.js';
+import type { Params } from '../tensor.js';
 
 export const SAELAB_VERSION = '0.1.0';
 

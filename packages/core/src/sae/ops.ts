@@ -2,7 +2,7 @@
  * SAE linear algebra shared by every architecture: the affine encoder/decoder, the reconstruction loss and the
  * backward passes through them. An architecture file composes these with its own nonlinearity and penalty.
  *
- * Conventions (sae.md): x [B, d], W_enc [d, m], W_dec [m, d]; pre = (x − b_dec)·W_enc + b_enc;
+ * Conventions (docs/specs/sae.md): x [B, d], W_enc [d, m], W_dec [m, d]; pre = (x − b_dec)·W_enc + b_enc;
  * x̂ = f·W_dec + b_dec; reconstruction loss = Σ_d (x − x̂)² averaged over the batch.
  *
  * Sparsity (docs/performance.md): latents f, and every gradient with f's pattern (∂L/∂f, ∂L/∂pre), are
@@ -12,16 +12,15 @@
  * workspace's `mode` chooses ('auto' by density, or forced 'sparse' / 'dense' — the dense path is the reference
  * the tests compare against). Outputs live in the context's workspace and are reused across steps.
  */
-import { columnSums, subRowVector } from './kernels.js';
-import type { GemmEngine } from './gemm.js';
-import type { Rng } from './rng.js';
-import type { LossAndGrads, SaeContext } from './sae.js';
-import { type Params, type Tensor, dims2, zeros } from './tensor.js';
-import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, topKRows, transposeInto } from './fast/sparse.js';
-import { sampledDotsWasm, scatterOuterWasm, sparseMatmulWasm, wasmKernelsAvailable } from './fast/wasm.js';
-import { Workspace, workspaceOf } from './fast/workspace.js';
-
-export * from './fast/index.js';
+import { columnSums, subRowVector } from '../kernels.js';
+import type { GemmEngine } from '../gemm.js';
+import type { Rng } from '../rng.js';
+import type { LossAndGrads, SaeContext } from './contract.js';
+import { type Params, type Tensor, dims2, zeros } from '../tensor.js';
+import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, transposeInto } from '../fast/csr.js';
+import { topKRows } from '../fast/selection.js';
+import { sampledDotsWasm, scatterOuterWasm, sparseMatmulWasm, wasmKernelsAvailable } from '../fast/wasm.js';
+import { Workspace, workspaceOf } from '../fast/workspace.js';
 
 /** What the architectures' `lossAndGrads` return: the contract's fields with the sparse latents always present. */
 export type SparseLossAndGrads = LossAndGrads & { activeLatents: SparseRows };
@@ -51,11 +50,6 @@ export function encoderInput(x: Tensor, bDec: Tensor, applyBDec: boolean, ctx?: 
   const o = out.data;
   for (let r = 0; r < rows; r++) for (let j = 0, q = r * d; j < d; j++, q++) o[q] = a[q]! - b[j]!;
   return out;
-}
-
-/** input·W + b, with the bias folded into the GEMM (one pass instead of two). */
-export async function affine(engine: GemmEngine, input: Tensor, W: Tensor, b: Tensor): Promise<Tensor> {
-  return engine.gemm(input, W, { bias: b });
 }
 
 /** pre = input·W_enc (+ b_enc): the one dense product of a step, written into the workspace buffer `key`. */
@@ -260,7 +254,7 @@ export function accumulate(a: Tensor, b: Tensor | null): Tensor {
 }
 
 /**
- * The shared initialisation (sae.md): W_dec rows are random directions of norm `rowNorm`, W_enc = W_decᵀ,
+ * The shared initialisation (docs/specs/sae.md): W_dec rows are random directions of norm `rowNorm`, W_enc = W_decᵀ,
  * b_enc and b_dec zero.
  */
 export function initTiedDictionary(dIn: number, dSae: number, rng: Rng, rowNorm = 1): Params {
@@ -278,7 +272,7 @@ export function initTiedDictionary(dIn: number, dSae: number, rng: Rng, rowNorm 
 }
 
 /**
- * Fold the input normalisation x_train = x / C into the weights so the SAE works on raw activations (sae.md):
+ * Fold the input normalisation x_train = x / C into the weights so the SAE works on raw activations (docs/specs/sae.md):
  * W_enc' = W_enc / C, W_dec' = C·W_dec, b_dec' = C·b_dec; every other tensor (b_enc, thresholds, gates) is
  * unchanged because the pre-activations are unchanged. Returns new tensors; works for all four architectures.
  */
