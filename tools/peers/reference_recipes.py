@@ -585,9 +585,14 @@ def run(recipe, sparsity, lr, seed, data, args, log):
 def calibrate(recipe, target, lr, seed, data, args, log, lam_start):
     """Secant search in (log lambda, log L0) until the selection-slice L0 is within tolerance of the target; every
     run is a full-length training run. Returns the run closest to the target."""
-    tried = []
+    tried = cached_tries(recipe, lr, seed, args)  # runs other processes (or earlier sessions) already finished
     lam = lam_start
-    for _ in range(args.max_calib):
+    if tried:
+        near = min(tried, key=lambda t: abs(math.log(max(t[1], 1e-3) / target)))
+        if abs(near[1] / target - 1) <= args.tolerance:
+            return near[2], near[0]
+        lam = next_lambda(tried, target)
+    for _ in range(max(1, args.max_calib - len(tried))):
         res = run(recipe, lam, lr, seed, data, args, log)
         if res['select'] is None or res['select']['l0'] <= 0:
             tried.append((lam, 1e-3, res))
@@ -601,17 +606,41 @@ def calibrate(recipe, target, lr, seed, data, args, log, lam_start):
         if len(ok) >= 2 and abs(math.log(ok[-1][1] / ok[-2][1])) < 0.05 and abs(math.log(ok[-1][0] / ok[-2][0])) > 0.5:
             log(f'  L0 does not respond to lambda at lr {lr:g} (under Adam only the threshold moves); stopping')
             break
-        if len(ok) >= 2:
-            (a1, b1), (a2, b2) = ok[-2], ok[-1]
-            slope = (math.log(b2) - math.log(b1)) / (math.log(a2) - math.log(a1)) if a1 != a2 else -1.0
-            if not (-5 < slope < -0.05):
-                slope = -1.0
-        else:
-            slope = -1.0  # first step: assume L0 ~ 1/lambda
-        step = (math.log(target) - math.log(l0)) / slope
-        lam = math.exp(math.log(lam) + max(-2.5, min(2.5, step)))
+        lam = next_lambda(tried, target)
     best = min(tried, key=lambda t: abs(math.log(max(t[1], 1e-3) / target)))
     return best[2], best[0]
+
+
+def next_lambda(tried, target):
+    """Secant step in (log lambda, log L0) through the two tries nearest the target (first step: L0 ~ 1/lambda)."""
+    ok = sorted([(a, b) for a, b, _ in tried if b > 1e-3], key=lambda t: abs(math.log(t[1] / target)))
+    if not ok:
+        return min(a for a, _, _ in tried) / 4
+    a2, b2 = ok[0]
+    slope = -1.0
+    if len(ok) >= 2:
+        a1, b1 = ok[1]
+        if a1 != a2:
+            slope = (math.log(b2) - math.log(b1)) / (math.log(a2) - math.log(a1))
+        if not (-5 < slope < -0.05):
+            slope = -1.0
+    step = (math.log(target) - math.log(b2)) / slope
+    return math.exp(math.log(a2) + max(-2.5, min(2.5, step)))
+
+
+def cached_tries(recipe, lr, seed, args):
+    """(lambda, selection L0, run) of every finished run of this recipe, lr and seed at this budget and data."""
+    out = []
+    folder = os.path.join(args.out, 'runs')
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith('.json'):
+            continue
+        with open(os.path.join(folder, name)) as f:
+            x = json.load(f)
+        same = all(x.get(k) == v for k, v in run_key(recipe, x['sparsity'], lr, seed, args)[1].items() if k != 'sparsity')
+        if same and x['sparsity'] == x['sparsity']:
+            out.append((x['sparsity'], x['select']['l0'] if x.get('select') else 1e-3, x))
+    return sorted(out, key=lambda t: t[0])
 
 
 def point(recipe, target, lr, seed, data, args, log, lam_hint=None):
@@ -641,6 +670,7 @@ def main():
     p.add_argument('--tolerance', type=float, default=0.15)
     p.add_argument('--max-calib', type=int, default=4)
     p.add_argument('--threads', type=int, default=1, help='torch threads (0: os.cpu_count())')
+    p.add_argument('--tune-only', action='store_true', help='only the lr grid at the tuning target (a helper process)')
     p.add_argument('--report-only', action='store_true', help='merge OUT/recipes/*.json into the report and exit')
     args = p.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -689,6 +719,8 @@ def main():
             res, lam = point(recipe, args.tune_target, lr, seeds[0], data, args, log, hint)
             grid[lr] = (res, lam)
             hint = lam if res['select'] else hint
+        if args.tune_only:  # a helper process: fill the run cache for these lrs, leave the rest to the main one
+            continue
         best_lr = min(grid, key=lambda v: lr_score(grid[v][0], args.tune_target, args.tolerance))
         if best_lr == max(lrs):  # the best is at the top edge: extend the grid once
             lr = best_lr * (10 / 3 if abs(best_lr / 3e-3 - 1) < 1e-9 else 3)
