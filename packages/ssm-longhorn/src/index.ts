@@ -10,3 +10,4 @@ export * from './ops-simd.js';
 export * from './scan-simd.js';
 export { setSimdKernels } from './wasm/instance.js';
 export * from './transformer.js';
+export * from './diag-gap.js';
