@@ -14,6 +14,7 @@ import { type LoadedSae, loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerSweepCommands } from './sweep/cli.js';
+import { registerInterpCommands } from './interp/cli.js';
 
 export function buildProgram(): Command {
   const program = new Command('saelab')
@@ -131,6 +132,7 @@ export function buildProgram(): Command {
   }
   registerDataCommands(program);
   registerSweepCommands(program);
+  registerInterpCommands(program);
   return program;
 }
 

@@ -20,6 +20,7 @@ import { type CalibrationProbe, type CalibrationResult, calibrateLambda, l0Slope
 import { codeVersion } from './code-version.js';
 import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
+import { type PointField, pointFieldMetrics } from './point-field.js';
 
 export const RESULT_FILE = 'result.json';
 
@@ -38,6 +39,8 @@ export interface PointResult {
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
+  /** Metrics as SAEBench/SAELens define them, latent density, per-window sums for the bootstrap (point-field.ts). */
+  field?: PointField;
   train: { steps: number; tokens: number; seconds: number; tokensPerSecond: number; calibrationSeconds: number };
   provenance: Record<string, unknown>;
 }
@@ -87,24 +90,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const dir = pointDir(ctx, p);
   await mkdir(dir, { recursive: true });
   const engine = ctx.engine ?? (await defaultEngine());
-  const t = trainingFor(c, p.arch);
-  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
-  const base: Omit<TrainOptions, 'out'> = {
-    arch: p.arch,
-    activations: data.description,
-    expansion: p.expansion,
-    batch: t.batch,
-    seed: p.seed,
-    lr: t.lr,
-    lrWarmup: t.lrWarmup,
-    sparsityWarmup: t.sparsityWarmup,
-    lrSchedule: t.lrSchedule,
-    gradClip: t.gradClip,
-    bDecInit: t.bDecInit,
-    hookName: data.site,
-    modelName: data.lm?.description,
-    checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
-  };
+  const { base, steps } = trainBase(ctx, p);
 
   // The sparsity setting: k = target for TopK, a calibrated λ for the others, or the explicit value.
   const t0 = performance.now();
@@ -160,6 +146,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   }
 
   const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, saeDir, c.data.batch) : null;
+  const field = await pointFieldMetrics(data, saeDir, { cacheDir: ctx.cacheDir, batchWindows: c.data.batch, engine: ctx.engine, log: ctx.log });
   const result: PointResult = {
     id: p.id,
     hash,
@@ -170,8 +157,9 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     dSae: Math.round(p.expansion * data.d),
     sparsity: { knob: arch.sparsityKnob, value },
     calibration: calibration ? { ...calibration, refined } : null,
-    metrics: metricsJson(r.metrics) as PointResult['metrics'],
+    metrics: { ...metricsJson(r.metrics), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
+    field,
     train: { steps: r.steps, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, calibrationSeconds },
     provenance: {
       key: pointKey(c, p, data.fingerprint, code),
@@ -185,6 +173,41 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   };
   await writeFileAtomic(join(dir, RESULT_FILE), JSON.stringify(result, null, 2) + '\n');
   return { result, cached: false };
+}
+
+/** The options every training run of a point shares (full run, refinements, calibration probes). */
+function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { base: Omit<TrainOptions, 'out'>; steps: number } {
+  const { config: c, data } = ctx;
+  const t = trainingFor(c, p.arch);
+  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
+  const base: Omit<TrainOptions, 'out'> = {
+    arch: p.arch,
+    activations: data.description,
+    expansion: p.expansion,
+    batch: t.batch,
+    seed: p.seed,
+    lr: t.lr,
+    lrWarmup: t.lrWarmup,
+    sparsityWarmup: t.sparsityWarmup,
+    lrSchedule: t.lrSchedule,
+    gradClip: t.gradClip,
+    bDecInit: t.bDecInit,
+    hookName: data.site,
+    modelName: data.lm?.description,
+    checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
+  };
+  return { base, steps };
+}
+
+/**
+ * The calibration stage of a point alone: its calibrated λ (cached, shared by seeds), or null for points that need
+ * none (TopK/BatchTopK, explicit λ). Schedulers run it as a stage before the points (`sweep-point --calibrate-only`),
+ * one family's targets in grid order, so each calibration starts from the same neighbours as in a local sweep.
+ */
+export async function calibratePoint(ctx: PointContext, p: PointSpec): Promise<CalibrationResult | null> {
+  if (p.target === null || getArchitecture(p.arch).sparsityKnob === 'k') return null;
+  const { base, steps } = trainBase(ctx, p);
+  return calibrate(ctx, p, base, steps);
 }
 
 export function machineInfo(): Record<string, unknown> {
