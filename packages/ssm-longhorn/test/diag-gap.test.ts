@@ -46,5 +46,12 @@ describe('exact vs diagonal gap (diag-gap.ts)', () => {
     const diff = [k[2]! ** 2 * s1[0]! - k[2]! * ks, k[3]! ** 2 * s1[1]! - k[3]! * ks].map((v) => eps(1) * v);
     const g = diagonalGap(one, { x: Float64Array.from(x), z: Float64Array.from(z), k: Float64Array.from(k), q: Float64Array.of(1, 1, 1, 1) }, 'longhorn-diag');
     expect(g.relGap).toBeCloseTo(Math.hypot(...diff) / Math.hypot(...s1), 12);
+    // the implicit update's residual after the step: (x − k·s)/(1 + β‖k‖²), β = sigmoid(z)
+    const beta1 = 1 / (1 + Math.exp(-z[1]!));
+    const kk1 = k[2]! ** 2 + k[3]! ** 2;
+    expect(g.residualExact).toBeCloseTo(Math.abs(x[1]! - ks) / (1 + beta1 * kk1) / Math.abs(x[1]!), 12);
+    // the diagonal one's: S₁' k₁ − x₁ with S₁' = (1 − ε k₁²) ⊙ s + ε x₁ k₁
+    const sd = [0, 1].map((j) => (1 - eps(1) * k[2 + j]! ** 2) * s1[j]! + eps(1) * x[1]! * k[2 + j]!);
+    expect(g.residualDiag).toBeCloseTo(Math.abs(sd[0]! * k[2]! + sd[1]! * k[3]! - x[1]!) / Math.abs(x[1]!), 12);
   });
 });

@@ -61,6 +61,12 @@ describe('MQAR generator (Zoology layout)', () => {
   });
 });
 
+/**
+ * With the synchronous jsEngine a training loop only ever awaits resolved promises, so vitest's worker could not
+ * answer its RPC for the whole run (under load: "Timeout calling onTaskUpdate"); one macrotask turn per step lets it.
+ */
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
 describe('training', () => {
   const task = { vocabSize: 24, seqLen: 16, numKvPairs: 2 };
   const model = { vocabSize: 24, dModel: 32, nLayers: 2, dState: 8 } as const;
@@ -69,7 +75,7 @@ describe('training', () => {
     const lm = LonghornLM.create({ ...model, nLayers: 1 }, 0, jsEngine);
     const test = mqarBatch(task, 128, new Rng(99));
     const before = await mqarAccuracy(lm, test);
-    await train(lm, { lr: 1e-2, totalSteps: 100, warmupSteps: 10 }, { data: mqarStream(task, 32, 1) });
+    await train(lm, { lr: 1e-2, totalSteps: 100, warmupSteps: 10 }, { data: mqarStream(task, 32, 1), onStep: yieldToEventLoop });
     const after = await mqarAccuracy(lm, test);
     const chance = 1 / 12; // values are uniform over [V/2, V)
     expect(after).toBeGreaterThan(Math.max(4 * chance, before + 0.2));
@@ -87,7 +93,7 @@ describe('training', () => {
       : LonghornLM.create({ ...model, nLayers: 1, variant, headDim: 8 }, 0, jsEngine);
     const test = mqarBatch(task, 128, new Rng(99));
     const before = await mqarAccuracy(lm, test);
-    await train(lm, { lr: 1e-2, totalSteps: 100, warmupSteps: 10 }, { data: mqarStream(task, 32, 1) });
+    await train(lm, { lr: 1e-2, totalSteps: 100, warmupSteps: 10 }, { data: mqarStream(task, 32, 1), onStep: yieldToEventLoop });
     const after = await mqarAccuracy(lm, test);
     const chance = 1 / 12;
     expect(after, `${variant}: ${before} → ${after}`).toBeGreaterThan(Math.max(4 * chance, before + 0.2));
