@@ -59,7 +59,8 @@ export async function probeSaeOnData(
 /** Builds the probing data for `tasks` once (LM forward passes), for probing many SAEs. */
 export async function buildProbeSuite(lm: HookableLM, tokenizer: TextTokenizer, site: string, tasks: readonly ProbeTaskName[], o: ProbeDataOptions = {}): Promise<ProbeData[]> {
   const out: ProbeData[] = [];
-  for (const t of tasks) out.push(await buildProbeData(lm, tokenizer, site, t, o));
+  const documentCache = o.documentCache ?? new Map();
+  for (const t of tasks) out.push(await buildProbeData(lm, tokenizer, site, t, { ...o, documentCache }));
   return out;
 }
 
@@ -73,9 +74,10 @@ export async function runProbe(opts: ProbeCliOptions, log: (s: string) => void =
   const engine = await defaultEngine();
   const tasks = o.task === 'all' ? PROBE_TASKS : [o.task];
   const reports: TaskReport[] = [];
+  const documentCache = new Map();
   for (const t of tasks) {
     const t0 = performance.now();
-    const data = await buildProbeData(lm, tokenizer, site, t, { contextLength: o.context });
+    const data = await buildProbeData(lm, tokenizer, site, t, { contextLength: o.context, documentCache });
     reports.push(await probeSaeOnData(sae, data, { ks: o.k, seed: o.seed, engine }));
     log(`probe ${t}: ${data.examples.label.length} examples from ${data.documents} documents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

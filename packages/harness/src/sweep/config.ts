@@ -5,6 +5,7 @@
  * A point is one SAE: (architecture, sparsity setting, seed, expansion). The sparsity setting is either a shared
  * L0 target (λ-based architectures are calibrated to it, TopK uses k = target) or an explicit λ / k.
  */
+import { sweepInterpSchema } from '../interp/sweep-config.js';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -139,6 +140,8 @@ export const sweepConfigSchema = z
      */
     tune: z.enum(['off', 'lr', 'full']).default('off'),
     tuning: tuningSchema.default(TUNING_DEFAULTS),
+    /** Sparse probing and latent dashboards after the points (with an LM; docs/interpretability.md). Not in point hashes. */
+    interp: sweepInterpSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -23,6 +23,7 @@ import { renderHtml, renderMarkdown } from './report.js';
 import { type TuneResult, runTuningStage, tuningTarget } from './tune.js';
 import { readCurve } from './curves.js';
 import { curvePoints, curvesSpec } from './report-training.js';
+import { sweepInterpretability } from '../interp/sweep-interp.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const defaultCacheDir = () => process.env.SAELAB_CACHE_DIR ?? join(REPO_ROOT, '.cache', 'saelab');
@@ -103,6 +104,7 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
     const summaries = await summarise(results, data);
     const wallSeconds = (performance.now() - t0) / 1000;
     await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached, baselines, tuning: tuning.results });
+    await sweepInterpretability({ runDir, config: c, data, points: results, cacheDir, engine, log });
     log(`${computed} points trained, ${cached} from the cache; wall time ${wallSeconds.toFixed(1)} s`);
     return { runDir, points: results, summaries, computed, cached, wallSeconds };
   } finally {
