@@ -240,10 +240,10 @@ export function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSp
  * none (TopK/BatchTopK, explicit λ). Schedulers run it as a stage before the points (`sweep-point --calibrate-only`),
  * one family's targets in grid order, so each calibration starts from the same neighbours as in a local sweep.
  */
-export async function calibratePoint(ctx: PointContext, p: PointSpec): Promise<CalibrationResult | null> {
+export async function calibratePoint(ctx: PointContext, p: PointSpec, hint?: number): Promise<CalibrationResult | null> {
   if (p.target === null || getArchitecture(p.arch).sparsityKnob === 'k') return null;
   const { base, steps } = trainBase(ctx, p);
-  return calibrate(ctx, p, base, steps);
+  return calibrate(ctx, p, base, steps, hint);
 }
 
 export function machineInfo(): Record<string, unknown> {
@@ -274,7 +274,8 @@ function familyDir(ctx: PointContext, p: PointSpec): string {
 }
 
 /** Calibrated λ for a point's target: cached per (arch settings, target), shared across seeds. */
-async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOptions, 'out'>, steps: number): Promise<CalibrationResult> {
+/** `hint`: a starting λ when the family has no calibrated neighbour yet (the tuning stage passes the previous setting's λ). */
+async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOptions, 'out'>, steps: number, hint?: number): Promise<CalibrationResult> {
   const { config: c, data } = ctx;
   const cal = c.calibration;
   const famDir = familyDir(ctx, p);
@@ -296,7 +297,7 @@ async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOption
   try {
     const result = await calibrateLambda({
       target: p.target!,
-      initialLambda: lambdaFromHints(p.target!, hints) ?? defaultSparsityFor(arch, { dIn: data.d, dSae: Math.round(p.expansion * data.d), applyBDecToInput: true }),
+      initialLambda: lambdaFromHints(p.target!, hints) ?? hint ?? defaultSparsityFor(arch, { dIn: data.d, dSae: Math.round(p.expansion * data.d), applyBDecToInput: true }),
       tolerance: cal.tolerance,
       maxIters: cal.maxIters,
       probe: async (lambda) => {

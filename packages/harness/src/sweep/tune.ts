@@ -5,7 +5,8 @@
  * targets — over a grid of settings: the learning rates `tuning.lrs` (`tune: 'lr'`), or those × Adam β1 ×
  * the knobs the architecture declares (`tune: 'full'`, `tuningKnobs` in its package). Every run has the full point
  * budget and the point's schedule; λ-based architectures are calibrated to the target at each setting (the
- * calibration is cached as the points' own, so the chosen setting's calibration is reused by its points). Each run
+ * calibration is cached as the points' own, so the chosen setting's calibration is reused by its points; a full run
+ * that misses the target by more than the tolerance gets one full-length correction, as a point does). Each run
  * trains on the training rows *minus* a validation slice (the last rows of the training split) and is scored on that
  * slice; the rows the report's metrics come from (the held-out split) are never read. The choice is cached per
  * (architecture settings, tuning settings, data, code) and every point of that architecture then trains with it.
@@ -23,6 +24,7 @@ import { rowRange } from '../data.js';
 import { hashOf } from '../hash.js';
 import { getArchitecture } from '../registry.js';
 import { trainSae } from '../train.js';
+import { l0Slope } from './calibrate.js';
 import { codeVersion } from './code-version.js';
 import { type PointSpec, type SweepConfig, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
@@ -141,7 +143,8 @@ export async function tuneArchitecture(ctx: PointContext, arch: ArchName, expans
       entries.push(JSON.parse(await readFile(entryFile, 'utf8')) as TuneEntry);
       continue;
     }
-    const e = await tuneEntry(ctx, arch, expansion, target, s, input, split.validation[1] - split.validation[0], join(dir, settingName(s)), band);
+    const hint = entries.length > 0 ? entries[entries.length - 1]!.sparsity : undefined; // the previous setting's λ
+    const e = await tuneEntry(ctx, arch, expansion, target, s, input, split.validation[1] - split.validation[0], join(dir, settingName(s)), band, hint);
     await writeFileAtomic(entryFile, JSON.stringify(e, null, 2) + '\n');
     ctx.log(`  tune ${arch} @ L0 ${target}: ${settingName(s)} → λ/k ${e.sparsity.toPrecision(3)}, L0 ${e.l0.toFixed(1)}, validation FVU ${e.fvu.toFixed(4)}, dead ${(100 * e.deadFractionTrainWindow).toFixed(0)}%`);
     entries.push(e);
@@ -172,21 +175,33 @@ async function tuneEntry(
   validationRows: number,
   out: string,
   band: number,
+  hint: number | undefined,
 ): Promise<TuneEntry> {
   const c = withSetting(ctx.config, arch, s);
   const sctx: PointContext = { ...ctx, config: c };
   const p: PointSpec = { id: `tune-${arch}-${settingName(s)}`, arch, target, sparsity: null, seed: c.tuning.seed, expansion };
   const knob = getArchitecture(arch).sparsityKnob;
   const t0 = performance.now();
-  const sparsity = knob === 'k' ? target : (await calibratePoint(sctx, p))!.lambda;
+  const cal = knob === 'k' ? null : await calibratePoint(sctx, p, hint);
   const { base, steps } = trainBase(sctx, p);
   const engine = ctx.engine ?? (await defaultEngine());
-  const r = await trainSae(
-    { ...base, out, steps, evalRows: validationRows, quiet: true, ...(knob === 'k' ? { k: sparsity } : { sparsity }) },
-    { engine, signal: ctx.signal, source },
-  );
-  if (r.interrupted) throw new SweepInterrupted(p.id);
-  await rm(out, { recursive: true, force: true }); // the choice is what is kept, not the SAE
+  const train = async (v: number) => {
+    const r = await trainSae({ ...base, out, steps, evalRows: validationRows, quiet: true, ...(knob === 'k' ? { k: v } : { sparsity: v }) }, { engine, signal: ctx.signal, source });
+    if (r.interrupted) throw new SweepInterrupted(p.id);
+    await rm(out, { recursive: true, force: true }); // the choice is what is kept, not the SAE
+    return { v, r };
+  };
+  let best = await train(cal?.lambda ?? target);
+  // As the points do: a full-length run can land off the short calibration runs' L0, so when it misses by more
+  // than the calibration tolerance, one more full-length run along the fitted slope; keep the closer one.
+  const miss = (l0: number) => Math.abs(Math.log(Math.max(l0, 1e-3) / target));
+  if (cal && ctx.config.calibration.refineRuns > 0 && miss(best.r.metrics.l0.mean) > Math.log1p(ctx.config.calibration.tolerance)) {
+    const l0 = best.r.metrics.l0.mean;
+    const slope = l0Slope([...cal.trace, { lambda: best.v, l0 }]);
+    const next = await train(best.v * Math.exp((Math.log(target) - Math.log(Math.max(l0, 1e-3))) / slope));
+    if (miss(next.r.metrics.l0.mean) < miss(l0)) best = next;
+  }
+  const { v: sparsity, r } = best;
   const l0 = r.metrics.l0.mean;
   return {
     ...s,
