@@ -15,8 +15,8 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { type SaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, defaultSparsityFor, recipeOptions } from '@saelab/core';
-import { ARCHITECTURES, ARCH_NAMES } from '@saelab/harness';
+import { type SaeArchitecture, type SaeContext, type Params, Rng, SaeTrainer, type SparseMode, Workspace, defaultEngine, defaultSparsityFor, recipeOptions } from '@saelab/core';
+import { ARCH_NAMES, getArchitecture } from '@saelab/harness';
 
 const { values } = parseArgs({
   options: {
@@ -53,11 +53,16 @@ const targetL0 = Number(values.k);
 const mode = values.mode as SparseMode;
 const kernels = values.kernels as 'wasm' | 'ts';
 const PEAK_GFLOPS = 157;
+/**
+ * The run the benchmarked configs are built for: sparsity value targetL0 (k where the value is k), and a long
+ * run's windows (N_dead = 10M tokens), so no latent counts as dead within the few timed steps.
+ */
+const LONG_RUN = { sparsity: targetL0, batch, totalTokens: 1e11 };
 /** PyTorch SAELens/dictionary_learning-style trainer on this machine (docs/specs/performance.md / issue 6). */
 // BatchTopK has no measured PyTorch number: it is compared with TopK's (the same dense work plus a global selection).
 const PYTORCH_TOKENS_PER_S: Record<string, number> = { relu: 3000, topk: 3800, jumprelu: 2000, gated: 1600, batchtopk: 3800 };
-/** Products per step besides the encoder GEMM: decode, ∂L/∂f, dW_dec, dW_enc (+ Gated's aux decode and its ∂). */
-const BACKWARD_PRODUCTS: Record<string, number> = { relu: 4, topk: 4, jumprelu: 4, gated: 6, batchtopk: 4 };
+/** Products per step besides the encoder GEMM: decode, ∂L/∂f, dW_dec, dW_enc (4 unless listed; + Gated's aux decode and its ∂). */
+const BACKWARD_PRODUCTS: Record<string, number> = { gated: 6 };
 
 const engine = await defaultEngine();
 console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length} cores, load avg ${os.loadavg()[0]!.toFixed(1)}, node ${process.version}`);
@@ -71,11 +76,11 @@ const rng = new Rng(0);
 const x = { data: rng.fillNormal(new Float32Array(batch * dIn), 1 / Math.sqrt(dIn)), shape: [batch, dIn] };
 
 /**
- * Makes each latent fire on ≈ targetL0/d_sae of the rows: its threshold (JumpReLU), bias (ReLU) or gate bias
- * (Gated) is put at mean + z·std of its pre-activation on this batch, z the normal quantile of that tail.
+ * Makes each latent fire on ≈ targetL0/d_sae of the rows: the architecture puts its cut (threshold, bias or gate
+ * bias: `setFiringCut`) at mean + z·std of the latent's pre-activation on this batch, z the normal quantile of that tail.
  */
-async function setTrainedSparsity(name: string, p: Params): Promise<void> {
-  if (ARCHITECTURES[name as keyof typeof ARCHITECTURES].sparsityKnob === 'k') return; // k fixes L0
+async function setTrainedSparsity(arch: SaeArchitecture<any, any>, p: Params): Promise<void> {
+  if (!arch.setFiringCut) return; // its sparsity value fixes L0
   const pre = await engine.gemm(x, p.W_enc!); // b_dec = 0 at init, so this is the encoder's pre-activation
   const mean = new Float64Array(dSae);
   const sq = new Float64Array(dSae);
@@ -86,15 +91,9 @@ async function setTrainedSparsity(name: string, p: Params): Promise<void> {
       sq[j] += (v * v) / batch;
     }
   const z = normalQuantile(1 - targetL0 / dSae);
-  for (let j = 0; j < dSae; j++) {
-    const cut = mean[j]! + z * Math.sqrt(Math.max(0, sq[j]! - mean[j]! ** 2));
-    if (name === 'relu') p.b_enc!.data[j] = -cut;
-    if (name === 'jumprelu') p.threshold!.data[j] = cut;
-    if (name === 'gated') {
-      p.b_gate!.data[j] = -cut;
-      p.b_mag!.data[j] = -cut; // magnitude path open on the same entries
-    }
-  }
+  const cut = new Float32Array(dSae);
+  for (let j = 0; j < dSae; j++) cut[j] = mean[j]! + z * Math.sqrt(Math.max(0, sq[j]! - mean[j]! ** 2));
+  arch.setFiringCut(p, cut);
 }
 
 /** Upper-tail inverse standard normal CDF, p close to 1 (Acklam's tail approximation; plenty for picking a threshold). */
@@ -108,12 +107,12 @@ function normalQuantile(p: number): number {
 const sparsities = values.sparsity === 'both' ? ['init', 'trained'] : [values.sparsity!];
 for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
   for (const sparsity of sparsities) {
-    const arch = ARCHITECTURES[name as keyof typeof ARCHITECTURES];
-    const byK = arch.sparsityKnob === 'k';
-    if (byK && sparsity === 'init' && sparsities.length > 1) continue; // k fixes L0: one row is enough
-    const cfg = arch.configSchema.parse({ dIn, dSae, ...(byK ? { k: targetL0 } : {}) });
+    const arch = getArchitecture(name);
+    const fixedL0 = arch.sparsity.forL0Target(targetL0) !== null;
+    if (fixedL0 && sparsity === 'init' && sparsities.length > 1) continue; // the sparsity value sets L0: one row is enough
+    const cfg = arch.configSchema.parse({ dIn, dSae, ...(arch.runConfig?.(LONG_RUN) ?? {}) });
     const params = arch.init(cfg, new Rng(1));
-    if (sparsity === 'trained') await setTrainedSparsity(name, params);
+    if (sparsity === 'trained') await setTrainedSparsity(arch, params);
     const workspace = new Workspace({ mode, kernels });
     const options = recipeOptions(arch, warmup + steps, defaultSparsityFor(arch, cfg));
     options.sparsityWarmupSteps = 0; // time the full step at the final λ
@@ -136,7 +135,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const tps = (batch / ms) * 1000;
     const gemm = 2 * batch * dIn * dSae;
     const sparse = l0 <= workspace.maxSparseDensity * dSae && mode !== 'dense';
-    const products = BACKWARD_PRODUCTS[name]!;
+    const products = BACKWARD_PRODUCTS[name] ?? 4;
     const executed = gemm + products * (sparse || mode === 'sparse' ? 2 * batch * l0 * dIn : gemm);
     const gflops = executed / ms / 1e6;
     const denseEq = ((1 + products) * gemm) / ms / 1e6;
@@ -144,7 +143,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const phase = (k: string) => ((ph[k] ?? 0) / steps).toFixed(0).padStart(6);
     console.log(
       `${name.padEnd(9)} ${sparsity.padEnd(8)} ${l0.toFixed(0).padStart(6)} ${tps.toFixed(0).padStart(9)} ${ms.toFixed(0).padStart(8)}` +
-        `  ${(tps / PYTORCH_TOKENS_PER_S[name]!).toFixed(2).padStart(8)}×  ${gflops.toFixed(1).padStart(8)} (${((100 * gflops) / PEAK_GFLOPS).toFixed(0).padStart(3)}%)` +
+        `  ${(name in PYTORCH_TOKENS_PER_S ? `${(tps / PYTORCH_TOKENS_PER_S[name]!).toFixed(2)}×` : 'n/a').padStart(9)}  ${gflops.toFixed(1).padStart(8)} (${((100 * gflops) / PEAK_GFLOPS).toFixed(0).padStart(3)}%)` +
         `  ${denseEq.toFixed(0).padStart(14)}  ${(peak / 2 ** 20).toFixed(0).padStart(7)} (${(growth / 2 ** 20 >= 0 ? '+' : '') + (growth / 2 ** 20).toFixed(0)})` +
         `  ${liveGrowth === null ? '   n/a' : ((liveGrowth / 2 ** 20 >= 0 ? '+' : '') + (liveGrowth / 2 ** 20).toFixed(1)).padStart(6)}` +
         `          ${phase('encode')} ${phase('decode')} ${phase('backward')} ${phase('optimiser')} ${phase('stats')}`,
