@@ -57,7 +57,13 @@ const NO_SPACE_AFTER = /^(?:``|[([{$])$/;
 
 /** Rebuild running text from Brown's `word/TAG` tokens of one sentence. */
 export function detagBrownSentence(line: string): string {
+  return detagBrownSentenceWords(line).text;
+}
+
+/** `detagBrownSentence`, also returning each word's character span [start, end) in the text and its tag. */
+export function detagBrownSentenceWords(line: string): { text: string; words: { start: number; end: number; tag: string }[] } {
   let out = '';
+  const words: { start: number; end: number; tag: string }[] = [];
   let glue = true; // no space before the first word
   for (const tok of line.trim().split(/\s+/)) {
     if (tok.length === 0) continue;
@@ -65,10 +71,11 @@ export function detagBrownSentence(line: string): string {
     const word = slash > 0 ? tok.slice(0, slash) : tok;
     const text = word === '``' || word === "''" ? '"' : word;
     if (!glue && !NO_SPACE_BEFORE.test(word)) out += ' ';
+    words.push({ start: out.length, end: out.length + text.length, tag: slash > 0 ? tok.slice(slash + 1) : '' });
     out += text;
     glue = NO_SPACE_AFTER.test(word);
   }
-  return out;
+  return { text: out, words };
 }
 
 /** One Brown file → paragraphs (blank-line separated) of sentences (one per line). */

@@ -92,7 +92,7 @@ export async function openSource(o: z.infer<typeof HarvestOptionsSchema>): Promi
 }
 
 /** Windows of one document: [BOS?, up to T−(BOS?1:0) tokens], in order. */
-function documentWindows(tokens: number[], T: number, bos: number | null): number[][] {
+export function documentWindows(tokens: number[], T: number, bos: number | null): number[][] {
   const body = bos === null ? T : T - 1;
   const out: number[][] = [];
   for (let s = 0; s < tokens.length; s += body) {

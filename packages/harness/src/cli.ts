@@ -15,6 +15,7 @@ import { type LoadedSae, loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerSweepCommands } from './sweep/cli.js';
+import { registerInterpCommands } from './interp/cli.js';
 
 /** The registered architectures that `uses`, as "a / b / c" for help texts. */
 const archsReading = (uses: (a: SaeArchitecture<any, any>) => boolean) => ARCH_NAMES.filter((n) => uses(getArchitecture(n))).join(' / ');
@@ -134,6 +135,7 @@ export function buildProgram(): Command {
   }
   registerDataCommands(program);
   registerSweepCommands(program);
+  registerInterpCommands(program);
   return program;
 }
 

@@ -9,3 +9,4 @@ export * from './codec.js';
 export { buildProgram, main } from './cli.js';
 export * from './sweep/index.js';
 export * from './lm-sources.js';
+export * from './interp/index.js';

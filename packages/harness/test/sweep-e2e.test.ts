@@ -57,6 +57,39 @@ describe('sweep end to end (default source: Longhorn LM on the npm corpora)', ()
     }
   });
 
+  it('adds baselines, the field metrics, density and per-window sums that agree with the main metrics', () => {
+    const fj = JSON.parse(readFileSync(join(first.runDir, 'frontier.json'), 'utf8'));
+    const b = fj.baselines;
+    // PCA: FVU never rises with rank; at full rank the reconstruction is exact (up to float32 rounding).
+    const fvus = b.pca.map((l: { fvu: number }) => l.fvu);
+    for (let i = 1; i < fvus.length; i++) expect(fvus[i]).toBeLessThanOrEqual(fvus[i - 1] + 1e-9);
+    expect(b.pca.at(-1).rank).toBe(8);
+    expect(b.pca.at(-1).fvu).toBeLessThan(1e-6);
+    expect(Math.abs(b.pca.at(-1).lm.deltaLoss)).toBeLessThan(1e-3);
+    expect(b.meanAblation.fvu).toBeGreaterThan(0.99); // the training mean on held-out rows: FVU ≥ 1 up to the mean shift
+    expect(b.zeroAblation.lm.deltaLoss).toBeCloseTo(first.points[0]!.lm!.ceZero - first.points[0]!.lm!.ceClean, 6);
+    for (const p of first.points) {
+      const f = p.field!;
+      const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+      expect(sum(f.blocks.rows)).toBe(p.metrics.rows);
+      expect(sum(f.blocks.l0) / sum(f.blocks.rows)).toBeCloseTo(p.metrics.l0.mean, 9);
+      expect(sum(f.blocks.sse) / sum(f.blocks.rows)).toBeCloseTo(p.metrics.mse, 4);
+      expect(sum(f.blocks.dCe!) / sum(f.blocks.predictions!)).toBeCloseTo(p.lm!.deltaLoss, 9);
+      expect(f.density.dead + sum(f.density.counts)).toBe(p.dSae);
+      expect(f.density.dead / p.dSae).toBeCloseTo(p.metrics.deadFraction as number, 12);
+      // No BOS in the Longhorn LM: SAEBench's CE loss score is our CE recovered.
+      expect(f.saebench.lm!.ceLossScore!).toBeCloseTo(p.lm!.ceRecovered!, 9);
+      expect(f.saebench.lm!.klDivScore!).toBeLessThanOrEqual(1);
+      expect(f.saebench.explainedVariance!).toBeLessThanOrEqual(1);
+      const dtw = p.metrics.deadFractionTrainWindow as number;
+      expect(dtw).toBeGreaterThanOrEqual(0);
+      expect(dtw).toBeLessThanOrEqual(1);
+    }
+    const md = readFileSync(join(first.runDir, 'report.md'), 'utf8');
+    for (const h of ['## Baselines', '## Metrics as the field defines them', '## Latent density', 'PCA rank 1']) expect(md).toContain(h);
+    expect(existsSync(join(first.runDir, 'density.png'))).toBe(true);
+  });
+
   it('saves loadable SAELens folders of the right shape', async () => {
     for (const p of first.points) {
       const sae = await loadSae(join(first.runDir, 'saes', p.id));

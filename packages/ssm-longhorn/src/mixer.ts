@@ -5,6 +5,18 @@
  *   in_proj.weight [2·d_inner, d_model]; conv1d.weight [d_inner, 1, d_conv], conv1d.bias [d_inner];
  *   x_proj.weight [dt_rank + 2n, d_inner]; dt_head.weight [d_inner, dt_rank], dt_head.bias [d_inner]
  *   (Mamba: dt_proj.*); A_log [d_inner, n] (Mamba only); D [d_inner]; out_proj.weight [d_model, d_inner].
+ *
+ * Head-tied variants (Mamba2, DeltaNet, Gated DeltaNet) keep this block and change only the transition: the d_inner
+ * state rows are grouped into H = d_inner / head_dim heads that share one scalar per head and step — Δ and A
+ * (Mamba2, `mamba2_simple.py`: dt and A_log per head, ngroups = 1 so B = k, C = q are shared by all heads, as here),
+ * β (DeltaNet: fla `b_proj`, one β per head) and the gate α = exp(A softplus(a_proj(·) + dt_bias)) (Gated DeltaNet:
+ * fla `gated_deltanet.py`). Their coefficient projections read δ (the rank-dt_rank slice of x_proj) like Longhorn's
+ * dt_head; the value written into the state is x (in_proj → conv → SiLU, the block's value projection).
+ *   Mamba2: dt_proj.weight [H, dt_rank], dt_proj.bias [H], A_log [H]
+ *   DeltaNet: beta_proj.weight [H, dt_rank], beta_proj.bias [H]
+ *   Gated DeltaNet: beta_proj.* as DeltaNet, a_proj.weight [H, dt_rank], a_proj.bias [H] (fla's dt_bias), A_log [H]
+ * Departures from the reference blocks, so that the comparison isolates the transition: no conv on k and q, no
+ * gated RMSNorm before out_proj, D per channel (Mamba2's default is per head), k and q shared by the heads.
  */
 import { type GemmEngine, type Params, type Rng, type Tensor, tensor, zeros } from '@saelab/core';
 import { type ScanSaved, type Transition, scanStep } from './scan.js';
@@ -20,25 +32,62 @@ export interface MixerDims {
   dConv: number;
   variant: Transition;
   scanChunk: number;
+  /** Channels per head of the head-tied variants (mamba2, deltanet, gated-deltanet); divides d_inner. */
+  headDim: number;
+  /** Mamba, Mamba2: the initial Δ = softplus(dt bias) is log-uniform in this range (reference: [1e-3, 1e-1]). */
+  dtInit: readonly [number, number];
 }
 
-/** The dt linear is `dt_head` in Longhorn's code and `dt_proj` in Mamba's. */
-export const dtName = (variant: Transition) => (variant === 'mamba' ? 'dt_proj' : 'dt_head');
+/** Variants whose coefficient is one scalar per head (rows tied into heads of head_dim channels). */
+export const isHeaded = (variant: Transition) => variant === 'mamba2' || variant === 'deltanet' || variant === 'gated-deltanet';
+
+/** Number of heads (head-tied variants) or d_inner (one coefficient per channel). */
+export const coefWidth = (m: MixerDims) => (isHeaded(m.variant) ? m.dInner / m.headDim : m.dInner);
+
+/** The coefficient linear is `dt_head` in Longhorn's code, `dt_proj` in Mamba's and Mamba2's, `beta_proj` (fla: b_proj) for the delta rules. */
+export const dtName = (variant: Transition) =>
+  variant === 'mamba' || variant === 'mamba2' ? 'dt_proj' : variant === 'deltanet' || variant === 'gated-deltanet' ? 'beta_proj' : 'dt_head';
+
+/** Broadcasts per-head values [rows, H] to the channels [rows, H·P]. */
+export function broadcastHeads(v: Float32Array, rows: number, H: number, P: number): Float32Array {
+  const out = new Float32Array(rows * H * P);
+  for (let r = 0; r < rows; r++) for (let h = 0; h < H; h++) out.fill(v[r * H + h]!, (r * H + h) * P, (r * H + h + 1) * P);
+  return out;
+}
+
+/** The adjoint of `broadcastHeads`: sums [rows, H·P] over each head's P channels. */
+export function sumHeads(g: ArrayLike<number>, rows: number, H: number, P: number): Float32Array {
+  const out = new Float32Array(rows * H);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < H; h++) {
+      let s = 0;
+      for (let p = 0, o = (r * H + h) * P; p < P; p++) s += g[o + p]!;
+      out[r * H + h] = s;
+    }
+  }
+  return out;
+}
 
 /** Parameter names (relative to the mixer prefix) with shapes. */
 export function mixerShapes(m: MixerDims): Record<string, number[]> {
   const dt = dtName(m.variant);
+  const w = coefWidth(m);
   const s: Record<string, number[]> = {
     'in_proj.weight': [2 * m.dInner, m.dModel],
     'conv1d.weight': [m.dInner, 1, m.dConv],
     'conv1d.bias': [m.dInner],
     'x_proj.weight': [m.dtRank + 2 * m.dState, m.dInner],
-    [`${dt}.weight`]: [m.dInner, m.dtRank],
-    [`${dt}.bias`]: [m.dInner],
+    [`${dt}.weight`]: [w, m.dtRank],
+    [`${dt}.bias`]: [w],
     D: [m.dInner],
     'out_proj.weight': [m.dModel, m.dInner],
   };
+  if (m.variant === 'gated-deltanet') {
+    s['a_proj.weight'] = [w, m.dtRank];
+    s['a_proj.bias'] = [w];
+  }
   if (m.variant === 'mamba') s.A_log = [m.dInner, m.dState];
+  if (m.variant === 'mamba2' || m.variant === 'gated-deltanet') s.A_log = [w];
   return s;
 }
 
@@ -54,6 +103,11 @@ export function initMixer(m: MixerDims, nLayers: number, rng: Rng, prefix: strin
     rng.fillUniform(t.data, -bound, bound);
     into[prefix + name] = t;
   };
+  const uniAny = (name: string, shape: number[], bound: number) => {
+    const t = zeros(shape);
+    rng.fillUniform(t.data, -bound, bound);
+    into[prefix + name] = t;
+  };
   const dt = dtName(m.variant);
   uni('in_proj.weight', 1 / Math.sqrt(m.dModel));
   uni('conv1d.weight', 1 / Math.sqrt(m.dConv));
@@ -61,15 +115,32 @@ export function initMixer(m: MixerDims, nLayers: number, rng: Rng, prefix: strin
   uni('x_proj.weight', 1 / Math.sqrt(m.dInner));
   uni(`${dt}.weight`, 1 / Math.sqrt(m.dtRank));
   uni('out_proj.weight', 1 / Math.sqrt(m.dInner) / Math.sqrt(nLayers));
-  const bias = zeros([m.dInner]);
+  const w = coefWidth(m);
+  const bias = zeros([w]);
+  /** softplus⁻¹ of a log-uniform draw in `range` (Mamba's dt init; floor 1e-4 as dt_init_floor). */
+  const dtBias = (range: readonly [number, number]) => {
+    const dtv = Math.max(1e-4, Math.exp(Math.log(range[0]) + rng.uniform() * (Math.log(range[1]) - Math.log(range[0]))));
+    return dtv + Math.log(-Math.expm1(-dtv)); // inverse softplus
+  };
   if (m.variant === 'mamba') {
-    for (let i = 0; i < m.dInner; i++) {
-      const dtv = Math.max(1e-4, Math.exp(Math.log(1e-3) + rng.uniform() * (Math.log(1e-1) - Math.log(1e-3))));
-      bias.data[i] = dtv + Math.log(-Math.expm1(-dtv)); // inverse softplus
-    }
+    for (let i = 0; i < m.dInner; i++) bias.data[i] = dtBias(m.dtInit);
     const aLog = zeros([m.dInner, m.dState]);
     for (let i = 0; i < m.dInner; i++) for (let j = 0; j < m.dState; j++) aLog.data[i * m.dState + j] = Math.log(j + 1);
     into[prefix + 'A_log'] = aLog;
+  }
+  if (m.variant === 'mamba2') for (let h = 0; h < w; h++) bias.data[h] = dtBias(m.dtInit);
+  // Mamba2 and Gated DeltaNet: A uniform in [1, 16] per head (mamba2_simple.py A_init_range; fla uniform(0, 16)).
+  if (m.variant === 'mamba2' || m.variant === 'gated-deltanet') {
+    const aLog = zeros([w]);
+    for (let h = 0; h < w; h++) aLog.data[h] = Math.log(1 + 15 * rng.uniform());
+    into[prefix + 'A_log'] = aLog;
+  }
+  if (m.variant === 'gated-deltanet') {
+    // fla gated_deltanet: a_proj ~ Linear (no bias) + dt_bias = softplus⁻¹(log-uniform [1e-3, 1e-1]).
+    uniAny('a_proj.weight', [w, m.dtRank], 1 / Math.sqrt(m.dtRank));
+    const ab = zeros([w]);
+    for (let h = 0; h < w; h++) ab.data[h] = dtBias([1e-3, 1e-1]);
+    into[prefix + 'a_proj.bias'] = ab;
   }
   into[prefix + `${dt}.bias`] = bias;
   into[prefix + 'D'] = tensor(new Float32Array(m.dInner).fill(1), [m.dInner]);
@@ -90,6 +161,8 @@ export interface MixerCache {
   k: Float32Array;
   q: Float32Array;
   zb: Float32Array;
+  /** Gated DeltaNet: the decay pre-activation per channel. */
+  zA?: Float32Array;
   scan: ScanSaved;
   y: Float32Array;
   yg: Tensor;
@@ -100,6 +173,13 @@ const P = (params: Params, prefix: string, name: string): Tensor => {
   if (!t) throw new Error(`missing parameter ${prefix + name}`);
   return t;
 };
+
+/** A_log as the scan reads it: [d_inner, n] (Mamba), per head broadcast to [d_inner] (Mamba2, Gated DeltaNet), else none. */
+function scanALog(m: MixerDims, params: Params, prefix: string): Float32Array | undefined {
+  if (m.variant === 'mamba') return P(params, prefix, 'A_log').data;
+  if (m.variant === 'mamba2' || m.variant === 'gated-deltanet') return broadcastHeads(P(params, prefix, 'A_log').data, 1, coefWidth(m), m.headDim);
+  return undefined;
+}
 
 /** Splits x_proj's output [rows, R+2n] into δ [rows, R], k [rows, n], q [rows, n]. */
 function splitDbl(dbl: Float32Array, rows: number, R: number, n: number) {
@@ -145,14 +225,27 @@ export async function mixerForward(
   const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
   const { delta, k, q } = splitDbl(dbl.data, rows, R, n);
   const deltaT = tensor(delta, [rows, R]);
-  // 4. z_β = δ W_dtᵀ + b_dt (rank dt_rank: a SIMD loop, or a GEMM with the bias folded in)
+  // 4. z_β = δ W_dtᵀ + b_dt (rank dt_rank: a SIMD loop, or a GEMM with the bias folded in); per head for the
+  //    head-tied variants, broadcast to the head's channels
   const Wdt = P(params, prefix, `${dt}.weight`);
   const bdt = P(params, prefix, `${dt}.bias`);
-  const zb = simd ? dtForwardSimd(delta, Wdt.data, bdt.data, rows) : (await engine.gemm(deltaT, Wdt, { transB: true, bias: bdt })).data;
+  const headed = isHeaded(m.variant);
+  const H = coefWidth(m);
+  let zb: Float32Array;
+  let zA: Float32Array | undefined;
+  if (headed) {
+    zb = broadcastHeads((await engine.gemm(deltaT, Wdt, { transB: true, bias: bdt })).data, rows, H, m.headDim);
+    if (m.variant === 'gated-deltanet') {
+      const za = await engine.gemm(deltaT, P(params, prefix, 'a_proj.weight'), { transB: true, bias: P(params, prefix, 'a_proj.bias') });
+      zA = broadcastHeads(za.data, rows, H, m.headDim);
+    }
+  } else {
+    zb = simd ? dtForwardSimd(delta, Wdt.data, bdt.data, rows) : (await engine.gemm(deltaT, Wdt, { transB: true, bias: bdt })).data;
+  }
   // 5. y = scan(x, k, q, z_β) + D ⊙ x
   const shape = { batch: B, seqLen: L, dInner: di, dState: n };
-  const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
-  const { y: yScan, saved } = await scanForwardParallel(m.variant, shape, { x: xs.data, z: zb, k, q, aLog }, { chunk: m.scanChunk });
+  const aLog = scanALog(m, params, prefix);
+  const { y: yScan, saved } = await scanForwardParallel(m.variant, shape, { x: xs.data, z: zb, k, q, aLog, zA }, { chunk: m.scanChunk });
   const y = yScan as Float32Array;
   const D = P(params, prefix, 'D').data;
   // 6. gate and project out
@@ -175,7 +268,21 @@ export async function mixerForward(
     }
   }
   const out = await linear(engine, yg, P(params, prefix, 'out_proj.weight'));
-  return { out, cache: { B, L, h, xz, xc, sigXc, sigZ, xs, delta: deltaT, k, q, zb, scan: saved, y, yg } };
+  return { out, cache: { B, L, h, xz, xc, sigXc, sigZ, xs, delta: deltaT, k, q, zb, zA, scan: saved, y, yg } };
+}
+
+/** Backward of y = δ Wᵀ + b for the linear `name` (out width w): accumulates ∂W, ∂b into grads, returns ∂δ. */
+async function linearWithBiasBackward(
+  engine: GemmEngine, delta: Tensor, params: Params, grads: Params, prefix: string, name: string, gy: Float32Array, w: number,
+): Promise<Float32Array> {
+  const rows = delta.shape[0]!;
+  const o = await linearBackward(engine, delta, P(params, prefix, `${name}.weight`), tensor(gy, [rows, w]));
+  addInto(grads[prefix + `${name}.weight`]!.data, o.gw.data);
+  const gb = new Float64Array(w);
+  for (let r = 0; r < rows; r++) for (let i = 0; i < w; i++) gb[i] += gy[r * w + i]!;
+  const gbp = grads[prefix + `${name}.bias`]!.data;
+  for (let i = 0; i < w; i++) gbp[i]! += gb[i]!;
+  return o.gx.data;
 }
 
 /** Mixer backward: accumulates parameter gradients into `grads` (same names) and returns ∂loss/∂h. */
@@ -212,8 +319,8 @@ export async function mixerBackward(
   // 5. y = scan + D ⊙ x
   const D = P(params, prefix, 'D').data;
   const gD = new Float64Array(di);
-  const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
-  const sg = await scanBackwardParallel({ x: c.xs.data, z: c.zb, k: c.k, q: c.q, aLog }, c.scan, gy);
+  const aLog = scanALog(m, params, prefix);
+  const sg = await scanBackwardParallel({ x: c.xs.data, z: c.zb, k: c.k, q: c.q, aLog, zA: c.zA }, c.scan, gy);
   const gxs = sg.gx as Float32Array;
   for (let r = 0; r < rows; r++) {
     for (let i = 0, o = r * di; i < di; i++, o++) {
@@ -223,20 +330,19 @@ export async function mixerBackward(
   }
   const gDp = G('D');
   for (let i = 0; i < di; i++) gDp[i]! += gD[i]!;
-  if (aLog) addInto(G('A_log'), sg.gALog as Float32Array);
-  // 4. z_β = δ W_dtᵀ + b
-  const gzb = tensor(sg.gz as Float32Array, [rows, di]);
+  const headed = isHeaded(m.variant);
+  const H = coefWidth(m);
+  if (m.variant === 'mamba') addInto(G('A_log'), sg.gALog as Float32Array);
+  else if (aLog) addInto(G('A_log'), sumHeads(sg.gALog!, 1, H, m.headDim));
+  // 4. z_β = δ W_dtᵀ + b (per head: the broadcast's adjoint sums each head's channels)
   let gdelta: Float32Array;
-  if (simd) {
-    gdelta = dtBackwardSimd(c.delta.data, P(params, prefix, `${dt}.weight`).data, gzb.data, rows, G(`${dt}.weight`), G(`${dt}.bias`));
+  if (headed) {
+    gdelta = await linearWithBiasBackward(engine, c.delta, params, grads, prefix, dt, sumHeads(sg.gz, rows, H, m.headDim), H);
+    if (m.variant === 'gated-deltanet') addInto(gdelta, await linearWithBiasBackward(engine, c.delta, params, grads, prefix, 'a_proj', sumHeads(sg.gzA!, rows, H, m.headDim), H));
+  } else if (simd) {
+    gdelta = dtBackwardSimd(c.delta.data, P(params, prefix, `${dt}.weight`).data, sg.gz as Float32Array, rows, G(`${dt}.weight`), G(`${dt}.bias`));
   } else {
-    const o4 = await linearBackward(engine, c.delta, P(params, prefix, `${dt}.weight`), gzb);
-    addInto(G(`${dt}.weight`), o4.gw.data);
-    gdelta = o4.gx.data;
-    const gb = new Float64Array(di);
-    for (let r = 0; r < rows; r++) for (let i = 0; i < di; i++) gb[i] += gzb.data[r * di + i]!;
-    const gbp = G(`${dt}.bias`);
-    for (let i = 0; i < di; i++) gbp[i]! += gb[i]!;
+    gdelta = await linearWithBiasBackward(engine, c.delta, params, grads, prefix, dt, sg.gz as Float32Array, di);
   }
   // 3. [δ, k, q] = x W_xᵀ
   const w = R + 2 * n;
@@ -303,11 +409,17 @@ export async function mixerStep(
   }
   const dbl = await linear(engine, xs, P(params, prefix, 'x_proj.weight'));
   const { delta, k, q } = splitDbl(dbl.data, B, R, n);
-  const zb = (await linear(engine, tensor(delta, [B, R]), P(params, prefix, `${dt}.weight`))).data;
-  const bdt = P(params, prefix, `${dt}.bias`).data;
-  for (let b = 0; b < B; b++) for (let i = 0; i < di; i++) zb[b * di + i]! += bdt[i]!;
-  const aLog = m.variant === 'mamba' ? P(params, prefix, 'A_log').data : undefined;
-  const y = scanStep(m.variant, { batch: B, dInner: di, dState: n }, state.S, { x: xs.data, z: zb, k, q, aLog });
+  const deltaT = tensor(delta, [B, R]);
+  const coefOut = async (name: string) => {
+    const v = (await linear(engine, deltaT, P(params, prefix, `${name}.weight`))).data;
+    const bias = P(params, prefix, `${name}.bias`).data;
+    const w = bias.length;
+    for (let b = 0; b < B; b++) for (let i = 0; i < w; i++) v[b * w + i]! += bias[i]!;
+    return isHeaded(m.variant) ? broadcastHeads(v, B, w, m.headDim) : v;
+  };
+  const zb = await coefOut(dt);
+  const zA = m.variant === 'gated-deltanet' ? await coefOut('a_proj') : undefined;
+  const y = scanStep(m.variant, { batch: B, dInner: di, dState: n }, state.S, { x: xs.data, z: zb, k, q, aLog: scanALog(m, params, prefix), zA });
   const D = P(params, prefix, 'D').data;
   const yg = zeros([B, di]);
   for (let b = 0; b < B; b++) {

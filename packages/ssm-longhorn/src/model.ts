@@ -1,5 +1,5 @@
 /**
- * The Longhorn language model (and its Mamba twin): token embedding N(0, 0.02) → n_layer × [residual +=
+ * The Longhorn language model (and its Mamba, Mamba2, DeltaNet and Gated DeltaNet twins: same block, other transition): token embedding N(0, 0.02) → n_layer × [residual +=
  * mixer(RMSNorm(residual))] → RMSNorm → tied LM head. No MLP (as the paper's models). Hand-written backward.
  * Parameter names follow the official code: embedding.weight, layers.{i}.norm.weight, layers.{i}.mixer.*,
  * norm_f.weight (the head is tied to embedding.weight). These are the official `MixerModel` (backbone) keys; the
@@ -34,17 +34,27 @@ export const LonghornConfigSchema = z.object({
   normEps: z.number().positive().default(1e-5),
   /** Token that begins sequences (e.g. <eot> of a restricted vocabulary); rows at BOS are excluded from harvests. */
   bos: z.number().int().min(0).nullable().default(null),
+  /** Channels per head of Mamba2 / DeltaNet / Gated DeltaNet (must divide d_inner). Default min(64, d_inner): mamba2_simple's headdim. */
+  headDim: z.number().int().min(1).optional(),
+  /** Mamba / Mamba2: initial Δ = softplus(dt bias) log-uniform in [lo, hi] (reference [1e-3, 1e-1]; the dt-init ablation moves it). */
+  dtInit: z.tuple([z.number().positive(), z.number().positive()]).refine(([lo, hi]) => lo <= hi, 'dtInit: need lo ≤ hi').default([1e-3, 1e-1]),
 });
 export type LonghornConfigInput = z.input<typeof LonghornConfigSchema>;
 export type LonghornConfig = Required<z.output<typeof LonghornConfigSchema>>;
 
 export function parseConfig(input: LonghornConfigInput): LonghornConfig {
   const c = LonghornConfigSchema.parse(input);
-  return { ...c, dtRank: c.dtRank ?? Math.ceil(c.dModel / 16) };
+  const dInner = c.expand * c.dModel;
+  const headDim = c.headDim ?? Math.min(64, dInner);
+  if (dInner % headDim !== 0) throw new Error(`LonghornLM config: headDim ${headDim} does not divide d_inner ${dInner}`);
+  return { ...c, dtRank: c.dtRank ?? Math.ceil(c.dModel / 16), headDim };
 }
 
 export function mixerDims(c: LonghornConfig): MixerDims {
-  return { dModel: c.dModel, dInner: c.expand * c.dModel, dState: c.dState, dtRank: c.dtRank, dConv: c.dConv, variant: c.variant, scanChunk: c.scanChunk };
+  return {
+    dModel: c.dModel, dInner: c.expand * c.dModel, dState: c.dState, dtRank: c.dtRank, dConv: c.dConv, variant: c.variant, scanChunk: c.scanChunk,
+    headDim: c.headDim, dtInit: c.dtInit,
+  };
 }
 
 export const mixerPrefix = (l: number) => `layers.${l}.mixer.`;
@@ -113,6 +123,11 @@ export class LonghornLM implements HookableLM {
   readonly config: LonghornConfig;
   readonly info: LmInfo;
   private enginePromise: Promise<GemmEngine>;
+
+  /** The LM head as seen from the residual stream: logits = E · (g ⊙ x / rms(x)), E tied to the embedding, g = norm_f. */
+  unembedding(): { gain: Float32Array; weight: Float32Array; vocab: number; d: number } {
+    return { gain: this.params['norm_f.weight']!.data, weight: this.params['embedding.weight']!.data, vocab: this.config.vocabSize, d: this.config.dModel };
+  }
 
   constructor(config: LonghornConfigInput, readonly params: Params, engine?: GemmEngine) {
     this.config = parseConfig(config);

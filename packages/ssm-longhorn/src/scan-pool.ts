@@ -10,7 +10,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type FloatArray, type ScanGrads, type ScanInputs, type ScanOptions, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, scanBackward, scanForward, scanImplFor } from './scan.js';
+import { type FloatArray, type ScanGrads, type ScanInputs, type ScanOptions, type ScanSaved, type ScanShape, type Transition, DEFAULT_CHUNK, SIMD_TRANSITIONS, scanBackward, scanForward, scanImplFor } from './scan.js';
 import type { ScanJob } from './scan-worker.js';
 
 const fromEnv = process.env.SAELAB_SCAN_THREADS;
@@ -91,6 +91,12 @@ function sliceInputs(inp: ScanInputs, s: ScanShape, b0: number, b1: number, copy
   };
 }
 
+/**
+ * The pool splits the three transitions of the SIMD kernel; Mamba2 and the delta rules (TypeScript kernel, extra
+ * saved arrays, A_log [d]) run on the calling thread.
+ */
+const pooled = (kind: Transition) => (SIMD_TRANSITIONS as readonly Transition[]).includes(kind);
+
 const alloc = (like: FloatArray, len: number): FloatArray => (like instanceof Float64Array ? new Float64Array(len) : new Float32Array(len));
 
 /** `scanForward` split over threads. */
@@ -98,7 +104,7 @@ export async function scanForwardParallel(
   kind: Transition, shape: ScanShape, inp: ScanInputs, opts: ScanOptions = {},
 ): Promise<{ y: FloatArray; saved: ScanSaved }> {
   const parts = Math.min(scanThreads(scanImplFor(kind, shape, inp, opts.impl)), shape.batch);
-  if (parts <= 1) return scanForward(kind, shape, inp, opts);
+  if (parts <= 1 || !pooled(kind)) return scanForward(kind, shape, inp, opts);
   const chunk = opts.chunk ?? DEFAULT_CHUNK;
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const nSeg = Math.ceil(L / chunk);
@@ -127,7 +133,7 @@ export async function scanForwardParallel(
 export async function scanBackwardParallel(inp: ScanInputs, saved: ScanSaved, gy: FloatArray): Promise<ScanGrads> {
   const shape = saved.shape;
   const parts = Math.min(scanThreads(saved.impl), shape.batch);
-  if (parts <= 1) return scanBackward(inp, saved, gy);
+  if (parts <= 1 || !pooled(saved.kind)) return scanBackward(inp, saved, gy);
   const { batch: B, seqLen: L, dInner: d, dState: n } = shape;
   const nSeg = Math.ceil(L / saved.chunk);
   const rs = ranges(B, parts);

@@ -7,16 +7,16 @@
 import type { ScanShape, Transition } from './scan.js';
 import { Arena, type KernelExports, simdKernels } from './wasm/instance.js';
 
-const KIND: Record<Transition, number> = { 'longhorn-diag': 0, 'longhorn-exact': 1, mamba: 2 };
+const KIND: Partial<Record<Transition, number>> = { 'longhorn-diag': 0, 'longhorn-exact': 1, mamba: 2 };
 
-/** Whether the SIMD kernel runs at this width (d_inner a multiple of 4, WebAssembly SIMD present). */
-export function simdScanAvailable(_kind: Transition, dInner: number): boolean {
-  return dInner % 4 === 0 && simdKernels() !== null;
+/** Whether the SIMD kernel runs: one of its three transitions, d_inner a multiple of 4, WebAssembly SIMD present. */
+export function simdScanAvailable(kind: Transition, dInner: number): boolean {
+  return KIND[kind] !== undefined && dInner % 4 === 0 && simdKernels() !== null;
 }
 
 function need(kind: Transition, dInner: number): { k: KernelExports; kind: number } {
   if (!simdScanAvailable(kind, dInner)) throw new Error(`simd scan: unavailable at d_inner ${dInner} (needs d_inner % 4 = 0 and WebAssembly SIMD)`);
-  return { k: simdKernels()!, kind: KIND[kind] };
+  return { k: simdKernels()!, kind: KIND[kind]! };
 }
 
 /** Mamba: A = −exp(A_log) [d, n], transposed to [n, d]. */

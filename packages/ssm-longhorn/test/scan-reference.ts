@@ -12,8 +12,14 @@ export function reference(kind: Transition, sh: ScanShape, inp: ScanInputs): Flo
   for (let b = 0; b < B; b++) {
     const S = Array.from({ length: d }, () => new Float64Array(n));
     for (let t = 0; t < L; t++) {
-      const k = Array.from({ length: n }, (_, j) => inp.k[(b * L + t) * n + j]!);
-      const q = Array.from({ length: n }, (_, j) => inp.q[(b * L + t) * n + j]!);
+      const delta = kind === 'deltanet' || kind === 'gated-deltanet';
+      // Delta rules read L2-normalised keys and queries (fla's l2norm: v / √(‖v‖² + 1e-6)).
+      const unit = (v: number[]) => {
+        const r = Math.sqrt(v.reduce((s, e) => s + e * e, 0) + 1e-6);
+        return delta ? v.map((e) => e / r) : v;
+      };
+      const k = unit(Array.from({ length: n }, (_, j) => inp.k[(b * L + t) * n + j]!));
+      const q = unit(Array.from({ length: n }, (_, j) => inp.q[(b * L + t) * n + j]!));
       const kk = k.reduce((s, v) => s + v * v, 0);
       for (let i = 0; i < d; i++) {
         const x = inp.x[(b * L + t) * d + i]!;
@@ -27,6 +33,15 @@ export function reference(kind: Transition, sh: ScanShape, inp: ScanInputs): Flo
             let v = 0;
             for (let m = 0; m < n; m++) v += ((j === m ? 1 : 0) - eps * k[j]! * k[m]!) * prev[m]!;
             S[i]![j] = v + eps * x * k[j]!;
+          } else if (delta) {
+            // S ← α (I − β k kᵀ) S + β x k  (α = 1 for DeltaNet; Gated DeltaNet: α = exp(−exp(A_log) softplus(zA)))
+            const alpha = kind === 'deltanet' ? 1 : Math.exp(-Math.exp(inp.aLog![i]!) * Math.log(1 + Math.exp(inp.zA![(b * L + t) * d + i]!)));
+            let v = 0;
+            for (let m = 0; m < n; m++) v += ((j === m ? 1 : 0) - beta * k[j]! * k[m]!) * prev[m]!;
+            S[i]![j] = alpha * v + beta * x * k[j]!;
+          } else if (kind === 'mamba2') {
+            const delta = Math.log(1 + Math.exp(z));
+            S[i]![j] = Math.exp(-delta * Math.exp(inp.aLog![i]!)) * prev[j]! + delta * x * k[j]!;
           } else {
             const delta = Math.log(1 + Math.exp(z));
             const A = -Math.exp(inp.aLog![i * n + j]!);
@@ -40,7 +55,8 @@ export function reference(kind: Transition, sh: ScanShape, inp: ScanInputs): Flo
   return y;
 }
 
-export function randomInputs(sh: ScanShape, seed: number, Ctor: typeof Float32Array | typeof Float64Array): ScanInputs {
+/** Random inputs; `kind` picks the A_log layout ([d, n] for Mamba, the default; [d] for Mamba2 / Gated DeltaNet). */
+export function randomInputs(sh: ScanShape, seed: number, Ctor: typeof Float32Array | typeof Float64Array, kind: Transition = 'mamba'): ScanInputs {
   const rng = new Rng(seed);
   const { batch: B, seqLen: L, dInner: d, dState: n } = sh;
   const fill = (len: number, std: number, mean = 0) => {
@@ -50,7 +66,14 @@ export function randomInputs(sh: ScanShape, seed: number, Ctor: typeof Float32Ar
   };
   const aLog = new Ctor(d * n);
   for (let i = 0; i < d; i++) for (let j = 0; j < n; j++) aLog[i * n + j] = Math.log(j + 1) + 0.1 * rng.normal();
-  return { x: fill(B * L * d, 1), z: fill(B * L * d, 1), k: fill(B * L * n, 0.6), q: fill(B * L * n, 1), aLog };
+  const inp: ScanInputs = { x: fill(B * L * d, 1), z: fill(B * L * d, 1), k: fill(B * L * n, 0.6), q: fill(B * L * n, 1), aLog };
+  if (kind === 'mamba2' || kind === 'gated-deltanet') {
+    // one decay per row; A = −exp(A_log) spread over [−0.4, −1.5] so decays are neither ~0 nor ~1
+    inp.aLog = new Ctor(d);
+    for (let i = 0; i < d; i++) inp.aLog[i] = Math.log(0.4 + (1.1 * i) / Math.max(1, d - 1)) + 0.1 * rng.normal();
+  }
+  if (kind === 'gated-deltanet') inp.zA = fill(B * L * d, 1);
+  return inp;
 }
 
 export const maxRelErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {

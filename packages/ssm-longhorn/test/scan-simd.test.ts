@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type ScanShape, TRANSITIONS, scanBackward, scanForward } from '../src/scan.js';
+import { type ScanShape, SIMD_TRANSITIONS, scanBackward, scanForward } from '../src/scan.js';
 import { simdScanAvailable } from '../src/scan-simd.js';
 import { KERNELS_WASM_BASE64 } from '../src/wasm/kernels-wasm.js';
 import { assembleWat } from '@saelab/core/wasm-build';
@@ -10,7 +10,7 @@ import { maxRelErr, randomInputs, reference } from './scan-reference.js';
  * The WebAssembly SIMD scan is the training path for float32 Longhorn scans; the float64 TypeScript kernel (checked
  * against finite differences in scan.test.ts) is the reference it must reproduce to float32 accuracy.
  */
-describe.each(TRANSITIONS)('SIMD scan %s', (kind) => {
+describe.each(SIMD_TRANSITIONS)('SIMD scan %s', (kind) => {
   it('is available and chosen by default for float32 inputs with d_inner % 4 = 0', () => {
     expect(simdScanAvailable(kind, 8)).toBe(true);
     const sh: ScanShape = { batch: 1, seqLen: 3, dInner: 8, dState: 4 };

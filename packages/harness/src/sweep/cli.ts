@@ -5,6 +5,7 @@ import { ARCH_NAMES } from '../registry.js';
 import { type SweepFlags, expandGrid, loadConfigFile, parseSweepConfig, resolveSweepConfig } from './config.js';
 import { SweepInterrupted } from './point.js';
 import { runSweep, runSweepPoint } from './run.js';
+import { type LauncherFlags, addLauncherOptions, launch, runSweepCalibration } from './launchers/index.js';
 
 const list = (flag: string, parse: (s: string) => number) => (v: string) =>
   v.split(',').map((s) => {
@@ -33,7 +34,7 @@ async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promis
 }
 
 export function registerSweepCommands(program: Command): void {
-  program
+  const sweep = program
     .command('sweep')
     .description('Pareto frontiers: train a grid of SAEs (architectures × L0 targets × seeds), evaluate, plot, report')
     .option('--preset <name>', 'smoke | default | full (see packages/harness/sweep-presets/)')
@@ -53,7 +54,8 @@ export function registerSweepCommands(program: Command): void {
     .option('--prepare-only', 'build the LM and harvest the data (cached), write the run folder\'s sweep-config.json, stop (before fan-out)')
     .option('--print-config', 'print the resolved config as JSON and exit')
     .option('--list-points', 'print the point ids and exit')
-    .option('--quiet', 'no progress bars')
+    .option('--quiet', 'no progress bars');
+  addLauncherOptions(sweep)
     .action(async (opts) => {
       const flags: SweepFlags = { ...opts, archs: opts.archs, set: opts.set };
       const config = await resolveSweepConfig(flags);
@@ -66,6 +68,11 @@ export function registerSweepCommands(program: Command): void {
         return;
       }
       const command = `saelab sweep ${process.argv.slice(3).join(' ')}`.trim();
+      if (opts.launcher !== 'local') {
+        const dir = await interruptible((signal) => launch(config, opts as LauncherFlags, command, signal));
+        if (dir) process.stdout.write(`${dir}\n`);
+        return;
+      }
       const r = await interruptible((signal) => runSweep({ config, cacheDir: opts.cacheDir, out: opts.out, jobs: opts.jobs, quiet: opts.quiet, signal, command, prepareOnly: opts.prepareOnly }));
       if (r && !opts.prepareOnly) process.stderr.write(`\nrun folder: ${r.runDir}\n  report: ${r.runDir}/report.html\n`);
       if (r) process.stdout.write(`${r.runDir}\n`);
@@ -78,8 +85,14 @@ export function registerSweepCommands(program: Command): void {
     .requiredOption('--point <id>', 'point id (see `saelab sweep --list-points`)')
     .addOption(new Option('--cache-dir <dir>', 'cache folder (must be the one the merging sweep uses)'))
     .option('--quiet', 'no progress bar')
+    .option('--calibrate-only', "only the point's λ calibration (cached; the dependent stage schedulers run first); nothing for TopK or explicit λ")
     .action(async (opts) => {
       const config = parseSweepConfig(await loadConfigFile(opts.config), opts.config);
+      if (opts.calibrateOnly) {
+        const r = await interruptible((signal) => runSweepCalibration({ config, pointId: opts.point, cacheDir: opts.cacheDir, quiet: opts.quiet, signal }));
+        process.stderr.write(r ? `calibrated ${opts.point}: λ ${r.lambda.toPrecision(4)} → L0 ${r.l0.toFixed(1)}\n` : `${opts.point} needs no calibration\n`);
+        return;
+      }
       const r = await interruptible((signal) => runSweepPoint({ config, pointId: opts.point, cacheDir: opts.cacheDir, quiet: opts.quiet, signal }));
       if (r) {
         process.stderr.write(`${r.cached ? 'cached' : 'trained'} ${opts.point}: L0 ${r.result.metrics.l0.mean.toFixed(1)}, FVU ${r.result.metrics.fvu?.toFixed(4)}${r.result.lm ? `, ΔLM ${r.result.lm.deltaLoss.toFixed(4)}` : ''}\n`);

@@ -22,6 +22,7 @@ import { type CalibrationProbe, type CalibrationResult, calibrateLambda, l0Slope
 import { codeVersion } from './code-version.js';
 import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
+import { type PointField, pointFieldMetrics } from './point-field.js';
 
 export const RESULT_FILE = 'result.json';
 
@@ -40,6 +41,8 @@ export interface PointResult {
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
+  /** Metrics as SAEBench/SAELens define them, latent density, per-window sums for the bootstrap (point-field.ts). */
+  field?: PointField;
   train: { steps: number; tokens: number; seconds: number; tokensPerSecond: number; calibrationSeconds: number };
   provenance: Record<string, unknown>;
 }
@@ -83,22 +86,8 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const dir = pointDir(ctx, p);
   await mkdir(dir, { recursive: true });
   const engine = ctx.engine ?? (await defaultEngine());
-  const t = trainingFor(c, p.arch);
-  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
-  const base: RunSettings = {
-    arch,
-    expansion: p.expansion,
-    batch: t.batch,
-    seed: p.seed,
-    lr: t.lr,
-    lrWarmup: t.lrWarmup,
-    sparsityWarmup: t.sparsityWarmup,
-    lrSchedule: t.lrSchedule,
-    gradClip: t.gradClip,
-    bDecInit: t.bDecInit,
-    engine,
-    signal: ctx.signal,
-  };
+  const { base, steps } = trainBase(ctx, p, engine);
+  const batch = base.batch;
 
   // The sparsity value: the explicit one, the target itself where the architecture's value is the L0 (k), or a
   // λ calibrated to the target.
@@ -122,7 +111,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const full = async (name: string, v: number): Promise<TrainRunResult> => {
     const state = stateFile(statePathFor(join(dir, name)));
     const resume = await state.load();
-    const bar = ctx.quiet ? null : trainingProgress(p.arch, t.batch);
+    const bar = ctx.quiet ? null : trainingProgress(p.arch, batch);
     bar?.start(steps, resume?.step ?? 0);
     const r = await trainRun({
       ...base,
@@ -173,9 +162,9 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     }
   }
 
-  const saeDir = join(dir, 'sae');
-  await saveTrainedSae(saeDir, r, { dataFingerprint: data.fingerprint, data: data.description, seed: p.seed, hookName: data.site, modelName: data.lm?.description });
+  await saveTrainedSae(join(dir, 'sae'), r, { dataFingerprint: data.fingerprint, data: data.description, seed: p.seed, hookName: data.site, modelName: data.lm?.description });
   const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, r.served, c.data.batch) : null;
+  const field = await pointFieldMetrics(data, r.served, { cacheDir: ctx.cacheDir, batchWindows: c.data.batch, engine: ctx.engine, log: ctx.log });
   const result: PointResult = {
     id: p.id,
     hash,
@@ -186,8 +175,9 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     dSae: Math.round(p.expansion * data.d),
     sparsity: { knob: arch.sparsity.name, value },
     calibration: calibration ? { ...calibration, refined } : null,
-    metrics: metricsJson(r.metrics!) as PointResult['metrics'],
+    metrics: { ...metricsJson(r.metrics!), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
+    field,
     train: { steps: r.steps, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, calibrationSeconds },
     provenance: {
       key: pointKey(c, p, data.fingerprint, code),
@@ -201,6 +191,38 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   };
   await writeFileAtomic(join(dir, RESULT_FILE), JSON.stringify(result, null, 2) + '\n');
   return { result, cached: false };
+}
+
+/** The settings every training run of a point shares (full run, refinements, calibration probes), and its steps. */
+function trainBase(ctx: Pick<PointContext, 'config' | 'signal'>, p: PointSpec, engine: GemmEngine): { base: RunSettings; steps: number } {
+  const t = trainingFor(ctx.config, p.arch);
+  const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
+  const base: RunSettings = {
+    arch: getArchitecture(p.arch),
+    expansion: p.expansion,
+    batch: t.batch,
+    seed: p.seed,
+    lr: t.lr,
+    lrWarmup: t.lrWarmup,
+    sparsityWarmup: t.sparsityWarmup,
+    lrSchedule: t.lrSchedule,
+    gradClip: t.gradClip,
+    bDecInit: t.bDecInit,
+    engine,
+    signal: ctx.signal,
+  };
+  return { base, steps };
+}
+
+/**
+ * The calibration stage of a point alone: its calibrated λ (cached, shared by seeds), or null for points that need
+ * none (architectures whose sparsity value is the L0 itself, explicit values). Schedulers run it as a stage before the points (`sweep-point --calibrate-only`),
+ * one family's targets in grid order, so each calibration starts from the same neighbours as in a local sweep.
+ */
+export async function calibratePoint(ctx: PointContext, p: PointSpec): Promise<CalibrationResult | null> {
+  if (p.target === null || getArchitecture(p.arch).sparsity.forL0Target(p.target) !== null) return null;
+  const { base, steps } = trainBase(ctx, p, ctx.engine ?? (await defaultEngine()));
+  return calibrate(ctx, p, base, steps);
 }
 
 export function machineInfo(): Record<string, unknown> {
