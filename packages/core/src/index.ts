@@ -36,6 +36,8 @@ export {
   globalTopK,
   globalTopKCut,
   rowsAbove,
+  rowsAboveTs,
+  rowsBetween,
   sampledDotsTs,
   sampledDotsWasm,
   scatterOuterTs,
