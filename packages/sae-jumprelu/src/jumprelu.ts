@@ -23,24 +23,37 @@
  * ground-truth test it reaches MMCS 0.87 where b = 2 reaches 0.97 and no bound 0.996 (same lr, clip and steps).
  * References treat the problem differently: SAELens and the paper's reference code train ln θ (`log_threshold`,
  * so a step changes θ by a fraction ≈ lr of itself); dictionary_learning trains raw θ at lr 7e-5. We keep raw θ
- * (ln θ at the lrs short runs need moves θ from its 0.001 init too slowly as well) and bound the step; 0 turns the
- * bound off.
+ * (ln θ at the lrs short runs need also moves θ from its 0.001 init too slowly) and bound the step; 0 = off.
+ *
+ * Dead latents (no firing for N_dead training tokens: a tenth of the run, at most 10M, as AuxK's window) get the
+ * optional pre-activation loss of Anthropic's "Circuits Updates — January 2025" (SAELens
+ * `pre_act_loss_coefficient`): c · mean_rows Σ_{i dead} ReLU(θ_i − pre_i), which pulls a dead latent's
+ * pre-activations up to its threshold (and its θ down) until it fires again. SAELens and Anthropic weight each
+ * term by ‖W_dec,i‖; our decoder rows have unit norm, so the weight is 1. Off by default (c = 0, as in SAELens).
  */
 import { z } from 'zod';
 import {
-  type LossAndGrads,
-  type Params,
-  type SaeArchitecture,
+  type DeadLatentState,
+  type DictionaryParams,
+  type SparseRows,
+  type Tensor,
+  type TrainStateCodec,
+  type Workspace,
+  deadLatentState,
+  deadTokensFor,
+  updateDeadLatents,
   accumulate,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
+  defineSae,
+  encodeAboveThreshold,
   encoderBackward,
   encoderInput,
   encoderPre,
-  freshContext,
   initTiedDictionary,
   lossAndGradsResult,
+  penaltySparsity,
   reconstructionLoss,
   rowsAbove,
   rowsBetween,
@@ -54,32 +67,36 @@ export const jumpReluConfigSchema = baseSaeConfigSchema.extend({
   bandwidth: z.number().positive().default(0.001),
   /** Initial threshold θ for every latent. */
   initialThreshold: z.number().positive().default(0.001),
-  /**
-   * Coefficient c of the pre-activation loss for dead latents (Anthropic, "Circuits Updates — January 2025";
-   * SAELens `pre_act_loss_coefficient`): c · mean_rows Σ_{i dead} ReLU(θ_i − pre_i), which pulls a dead latent's
-   * pre-activations up to its threshold (and its θ down) until it fires again. 0 = off (SAELens's default).
-   */
+  /** Largest change of θ per optimiser step, in bandwidths ε (see the header); 0 = off. */
+  thresholdStepBound: z.number().nonnegative().default(2),
+  /** Coefficient c of the pre-activation loss on dead latents (see the header); 0 = off. */
   preActCoefficient: z.number().nonnegative().default(0),
   /** A latent that has not fired for this many training tokens is dead (for the pre-activation loss). */
   deadTokensThreshold: z.number().int().positive().default(10_000_000),
-  /** Largest change of θ per optimiser step, in bandwidths ε (see the header); 0 = off. */
-  thresholdStepBound: z.number().nonnegative().default(2),
 });
 export type JumpReluConfig = z.infer<typeof jumpReluConfigSchema>;
+type JumpReluParams = DictionaryParams | 'threshold';
 
-/** θ as it was before the optimiser step (set by lossAndGrads), for the step bound applied after it. */
-export interface JumpReluState {
+/** Dead-latent counters (core's) and θ as it was before the optimiser step (for the step bound after it). */
+export interface JumpReluState extends DeadLatentState {
   thresholdBefore: Float32Array;
-  /** Training tokens since each latent last fired (dead-latent detection for the pre-activation loss). */
-  tokensSinceFired: Float64Array;
 }
+// `| undefined`: lossAndGrads also runs outside a trainer (tests, benchmarks) with no state.
+const jumpReluState: TrainStateCodec<JumpReluConfig, JumpReluState | undefined> = {
+  init: (cfg) => ({ ...deadLatentState.init(cfg), thresholdBefore: new Float32Array(cfg.dSae).fill(cfg.initialThreshold) }),
+  export: (s) => ({ ...deadLatentState.export(s!), thresholdBefore: Array.from(s!.thresholdBefore) }),
+  import: (cfg, json) => ({ ...deadLatentState.import(cfg, json), thresholdBefore: Float32Array.from(z.array(z.number()).length(cfg.dSae).parse(json.thresholdBefore)) }),
+};
 
-
-export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined> = {
+export const jumpRelu = defineSae<JumpReluConfig, JumpReluState | undefined, JumpReluParams>({
   name: 'jumprelu',
+  source: import.meta.url,
   saelensArchitecture: 'jumprelu',
-  sparsityKnob: 'lambda',
-  decoderConstraint: () => 'unit-norm',
+  sparsity: penaltySparsity,
+  // N_dead scales with the run, as AuxK's does (a tenth of the run's tokens, at most 10M).
+  runConfig: (run) => ({ deadTokensThreshold: deadTokensFor(run) }),
+  runOptions: ['deadTokens'],
+  decoderConstraint: 'unit-norm',
   configSchema: jumpReluConfigSchema,
   // Gemma Scope / paper settings: Adam β = (0, 0.999), lr 7e-5 with warm-up, λ warmed up from 0; gradient norm
   // clipped at 1, as dictionary_learning's JumpReluTrainer does (trainers/jumprelu.py).
@@ -99,29 +116,18 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
     return { ...p, threshold: { data: new Float32Array(cfg.dSae).fill(cfg.initialThreshold), shape: [cfg.dSae] } };
   },
 
-  async encode(p, x, cfg, ctx) {
-    const c = freshContext(ctx);
-    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
-    return rowsAbove(pre, p.threshold!.data).toDense();
-  },
-
-  decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
+  encode: (p, x, cfg, ctx) => encodeAboveThreshold(p, x, cfg, ctx, p.threshold.data),
 
   // The STE bandwidth sets how many pre-activations reach dθ per batch (the paper treats it as a hyperparameter):
-  // one factor of 2 down and up from the default.
+  // one factor of 2 down and up from the default, for the sweep's `tune: full`.
   tuningKnobs: { bandwidth: [0.0005, 0.001, 0.002] },
 
-  initTrainState: (cfg) => ({ thresholdBefore: new Float32Array(cfg.dSae).fill(cfg.initialThreshold), tokensSinceFired: new Float64Array(cfg.dSae) }),
-  exportTrainState: (state) => ({ thresholdBefore: Array.from(state!.thresholdBefore), tokensSinceFired: Array.from(state!.tokensSinceFired) }),
-  importTrainState: (cfg, json) => ({
-    thresholdBefore: Float32Array.from(z.array(z.number()).length(cfg.dSae).parse(json.thresholdBefore)),
-    tokensSinceFired: Float64Array.from(z.array(z.number().nonnegative()).length(cfg.dSae).parse(json.tokensSinceFired)),
-  }),
+  trainState: jumpReluState,
 
-  // The step bound (see the header): θ ∈ [θ_before − b·ε, θ_before + b·ε]. Then θ ≥ 0: a threshold below 0 would let
-  // negative pre-activations through (SAELens applies relu(threshold) at inference for the same reason).
+  // The step bound (see the header): θ ∈ [θ_before − b·ε, θ_before + b·ε]. Then θ ≥ 0: Adam on raw θ can step below
+  // 0, which would let negative pre-activations through; clamp, as SAELens's relu(threshold) does at inference.
   afterOptimizerStep(p, cfg, state) {
-    const theta = p.threshold!.data;
+    const theta = p.threshold.data;
     const bound = cfg.thresholdStepBound * cfg.bandwidth;
     if (state && bound > 0) {
       const before = state.thresholdBefore;
@@ -130,30 +136,34 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
     for (let i = 0; i < theta.length; i++) if (theta[i]! < 0) theta[i] = 0;
   },
 
-  async lossAndGrads(p, x, cfg, lambda, state, ctx): Promise<LossAndGrads> {
+  setFiringCut(p, cut) {
+    p.threshold.data.set(cut);
+  },
+
+  async lossAndGrads(p, x, cfg, lambda, state, ctx) {
     const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const m = cfg.dSae;
     const eps = cfg.bandwidth;
-    const theta = p.threshold!.data;
-    state?.thresholdBefore.set(theta); // undefined only when called outside a trainer (tests)
+    const theta = p.threshold.data;
+    state?.thresholdBefore.set(theta); // state is undefined only when called outside a trainer (tests)
 
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
-    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
+    const input = encoderInput(x, p.b_dec, cfg.applyBDecToInput, ctx);
+    const pre = await encoderPre(ctx, input, p.W_enc, p.b_enc);
     // f = pre ⊙ H(pre − θ) (active entries only) and the STE window: the entries where K((pre − θ)/ε) ≠ 0, i.e.
     // θ − ε/2 < pre < θ + ε/2 — the only ones that reach dθ (eqs. 11–12). Two SIMD scans over pre (core).
     const lo = theta.map((t) => t - eps / 2);
     const hi = theta.map((t) => t + eps / 2);
     const f = rowsAbove(pre, theta, ws.sparseRows('f', rows, m));
     const window = rowsBetween(pre, lo, hi, ws.sparseRows('window', rows, m)); // only its pattern is used
-    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+    const xHat = await decodeAffine(ctx, f, p.W_dec, p.b_dec);
 
     const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
-    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec);
     // Through the JumpReLU: ∂f/∂pre = H(pre − θ), so ∂L/∂pre is ∂L/∂f on f's pattern.
     const dPre = dec.dF!;
     // dθ gathers both STE terms (eqs. 11–12), summed over rows; ∂L/∂f is needed on the window too.
-    const dFWindow = await sampledDots(ctx, dXHat, p.W_dec!, window, 'dFWindow');
+    const dFWindow = await sampledDots(ctx, dXHat, p.W_dec, window, 'dFWindow');
     const dTheta = new Float64Array(m);
     for (let e = 0; e < window.nnz; e++) {
       const i = window.indices[e]!;
@@ -161,11 +171,12 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
     }
     const l0 = f.nnz / rows;
 
-    const pre_ = state && cfg.preActCoefficient > 0 ? preActLoss(ws, pre, f, theta, state, cfg, dTheta) : null;
-    const enc = await encoderBackward(ctx, input, pre_ ? [dPre, pre_.dPre] : dPre, p.W_enc!, cfg.applyBDecToInput);
+    const dead = state ? updateDeadLatents(state, f, cfg) : [];
+    const preAct = cfg.preActCoefficient > 0 && dead.length > 0 ? preActLoss(ws, pre, theta, dead, cfg.preActCoefficient, dTheta) : null;
+    const enc = await encoderBackward(ctx, input, preAct ? [dPre, preAct.dPre] : dPre, p.W_enc, cfg.applyBDecToInput);
     const dThreshold = zeros([m]);
     for (let i = 0; i < m; i++) dThreshold.data[i] = dTheta[i]!;
-    const grads: Params = {
+    const grads = {
       W_enc: enc.dWEnc,
       b_enc: enc.dBEnc,
       W_dec: dec.dWDec,
@@ -173,48 +184,43 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig, JumpReluState | undefined
       threshold: dThreshold,
     };
     const sparsity = lambda * l0;
-    const preAct = pre_?.loss ?? 0;
-    return lossAndGradsResult({ loss: mse + sparsity + preAct, parts: { mse, sparsity, ...(pre_ ? { preAct } : {}) }, grads, xHat }, f);
+    const parts = { mse, sparsity, ...(preAct ? { preAct: preAct.loss } : {}) };
+    return lossAndGradsResult({ loss: mse + sparsity + (preAct?.loss ?? 0), parts, grads, xHat }, f);
   },
 
-  toSaelensConfig: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold, threshold_step_bound: cfg.thresholdStepBound }),
-  fromSaelensConfig: (json) =>
-    jumpReluConfigSchema.parse({
-      dIn: json.d_in,
-      dSae: json.d_sae,
-      applyBDecToInput: json.apply_b_dec_to_input ?? true,
-      bandwidth: json.jumprelu_bandwidth ?? undefined,
-      initialThreshold: json.jumprelu_init_threshold ?? undefined,
-      thresholdStepBound: json.threshold_step_bound ?? undefined,
+  saelensFields: {
+    write: (cfg) => ({
+      jumprelu_bandwidth: cfg.bandwidth,
+      jumprelu_init_threshold: cfg.initialThreshold,
+      threshold_step_bound: cfg.thresholdStepBound,
+      pre_act_loss_coefficient: cfg.preActCoefficient,
+      dead_tokens_threshold: cfg.deadTokensThreshold,
     }),
-};
+    read: (json) => ({
+      bandwidth: json.jumprelu_bandwidth,
+      initialThreshold: json.jumprelu_init_threshold,
+      thresholdStepBound: json.threshold_step_bound,
+      preActCoefficient: json.pre_act_loss_coefficient ?? undefined,
+      deadTokensThreshold: json.dead_tokens_threshold,
+    }),
+  },
+  // Older SAELens checkpoints store log θ.
+  saelensTensorAliases: { threshold: { from: 'log_threshold', convert: Math.exp } },
+  // SAELens gates with pre > relu(threshold) on ReLU(pre), i.e. our pre ⊙ H(pre − θ) with θ = max(θ, 0).
+  foldSaelens(p) {
+    const th = p.threshold.data;
+    for (let i = 0; i < th.length; i++) if (th[i]! < 0) th[i] = 0;
+  },
+});
 
 /**
- * Dead-latent bookkeeping (tokens since each latent fired, from this batch's f), then the pre-activation loss on the
- * dead latents: L = (c/B) Σ_rows Σ_{i dead} ReLU(θ_i − pre_ri). Its gradient is −c/B w.r.t. each pre_ri < θ_i of a
- * dead latent (returned as sparse rows for the encoder backward) and +c/B per such row w.r.t. θ_i (added to dTheta).
- * SAELens and Anthropic weight each term by ‖W_dec,i‖; our decoder rows have unit norm, so the weight is 1.
+ * The pre-activation loss on the dead latents: L = (c/B) Σ_rows Σ_{i dead} ReLU(θ_i − pre_ri). Its gradient is
+ * −c/B w.r.t. each pre_ri < θ_i of a dead latent (returned as sparse rows for the encoder backward) and +c/B per such
+ * row w.r.t. θ_i (added to dTheta).
  */
-function preActLoss(
-  ws: ReturnType<typeof workspaceOf>,
-  pre: { data: Float32Array; shape: readonly number[] },
-  f: { nnz: number; indices: Int32Array | Uint32Array },
-  theta: Float32Array,
-  state: JumpReluState,
-  cfg: JumpReluConfig,
-  dTheta: Float64Array,
-): { loss: number; dPre: ReturnType<typeof ws.sparseRows> } | null {
+function preActLoss(ws: Workspace, pre: Tensor, theta: Float32Array, dead: number[], coefficient: number, dTheta: Float64Array): { loss: number; dPre: SparseRows } {
   const [rows, m] = [pre.shape[0]!, pre.shape[1]!];
-  const since = state.tokensSinceFired;
-  const fired = new Uint8Array(m);
-  for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
-  const dead: number[] = [];
-  for (let i = 0; i < m; i++) {
-    since[i] = fired[i] ? 0 : since[i]! + rows;
-    if (since[i]! >= cfg.deadTokensThreshold) dead.push(i);
-  }
-  if (dead.length === 0) return null;
-  const c = cfg.preActCoefficient / rows;
+  const c = coefficient / rows;
   const dPre = ws.sparseRows('preActGrad', rows, m);
   let loss = 0;
   for (let r = 0; r < rows; r++) {

@@ -43,7 +43,7 @@ describe('jumprelu: the pre-activation loss on dead latents', () => {
     // Finite differences of the pre-activation term alone, against the gradient minus the λ = 0 run without it.
     const without = await jumpRelu.lossAndGrads(p, x, { ...cfg, preActCoefficient: 0 }, 0, jumpRelu.initTrainState(cfg)!, { engine: jsEngine });
     const diff = Object.fromEntries(
-      ['W_enc', 'b_enc', 'b_dec'].map((n) => [n, { ...out.grads[n]!, data: out.grads[n]!.data.map((v, i) => v - without.grads[n]!.data[i]!) }]),
+      (['W_enc', 'b_enc', 'b_dec'] as const).map((n) => [n, { ...out.grads[n], data: out.grads[n].data.map((v, i) => v - without.grads[n].data[i]!) }]),
     );
     const worst = gradientCheck({ params: p, grads: diff, loss64: preAct64, names: ['W_enc', 'b_enc', 'b_dec'], samples: 20 });
     for (const [name, err] of Object.entries(worst)) expect(err, name).toBeLessThan(2e-3);

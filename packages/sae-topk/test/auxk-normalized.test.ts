@@ -103,7 +103,7 @@ describe('AuxK normalised by the residual variance (OpenAI, dictionary_learning)
     const rows = 6;
     const x = randomTensor([rows, bcfg.dIn], rng);
     // With a zero W_dec, x̂ = b_dec and ê = 0, so AuxK = α·Σ‖e‖² / Σ‖e − ē‖² exactly.
-    const p0 = { ...p, W_dec: { ...p.W_dec!, data: new Float32Array(p.W_dec!.data.length) } };
+    const p0 = { ...p, W_dec: { ...p.W_dec, data: new Float32Array(p.W_dec.data.length) } } as typeof p;
     const st0 = batchTopK.initTrainState(bcfg);
     st0.tokensSinceFired.fill(5);
     const out0 = await batchTopK.lossAndGrads(p0, x, bcfg, 0, st0, { engine: jsEngine });

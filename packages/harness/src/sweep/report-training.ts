@@ -97,7 +97,7 @@ export function curvePoints(points: PointResult[], target: number | null): Point
 export function curvesSpec(curves: { series: string; id: string; curve: CurveRecord[] }[]): vl.TopLevelSpec {
   const order = curves.map((c) => c.series);
   const colour = { field: 'series', type: 'nominal', title: 'architecture', scale: { domain: order, range: SERIES_COLOURS.slice(0, order.length) } } as const;
-  const values = curves.flatMap((c) => c.curve.map((r) => ({ series: c.series, id: c.id, tokens: r.tokens, fvu: r.fvu, dead: r.deadFraction, loss: r.loss })));
+  const values = curves.flatMap((c) => c.curve.map((r) => ({ series: c.series, id: c.id, tokens: r.tokens, fvu: r.fvu, dead: r.deadFractionRolling ?? r.deadFraction, loss: r.loss })));
   const x = { field: 'tokens', type: 'quantitative', title: 'training tokens' } as const;
   const panel = (title: string, field: string, yTitle: string, log: boolean) => ({
     title,

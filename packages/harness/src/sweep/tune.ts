@@ -17,18 +17,18 @@
  * flagged `offTarget`. k-based architectures land on the target exactly.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ArchName, defaultEngine, writeFileAtomic } from '@saelab/core';
-import { rowRange } from '../data.js';
+import { rowRange, splitHeldOut } from '../data.js';
 import { hashOf } from '../hash.js';
 import { getArchitecture } from '../registry.js';
-import { trainSae } from '../train.js';
+import { trainRun } from '../train-run.js';
 import { l0Slope } from './calibrate.js';
 import { codeVersion } from './code-version.js';
 import { type PointSpec, type SweepConfig, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
-import { type PointContext, SweepInterrupted, asInput, calibratePoint, trainBase } from './point.js';
+import { type PointContext, SweepInterrupted, calibratePoint, trainBase } from './point.js';
 
 /** One setting of the tuning grid: the training fields it overrides. */
 export interface TuneSetting {
@@ -133,8 +133,8 @@ export async function tuneArchitecture(ctx: PointContext, arch: ArchName, expans
   await mkdir(dir, { recursive: true });
   const target = tuningTarget(c);
   const split = tuningSplit(c, ctx.data);
-  const source = rowRange(ctx.data.combined, 0, split.validation[1]);
-  const input = asInput(source, `${ctx.data.description} (tuning)`, `${ctx.data.fingerprint}/tuning`);
+  // Train on [0, validation start), score on the validation slice: nothing at or after the evaluation rows is read.
+  const rows = splitHeldOut(rowRange(ctx.data.combined, 0, split.validation[1]), split.validation[1] - split.validation[0]);
   const band = 2 * c.calibration.tolerance;
   const entries: TuneEntry[] = [];
   for (const s of tuningGrid(c, arch)) {
@@ -144,7 +144,7 @@ export async function tuneArchitecture(ctx: PointContext, arch: ArchName, expans
       continue;
     }
     const hint = entries.length > 0 ? entries[entries.length - 1]!.sparsity : undefined; // the previous setting's λ
-    const e = await tuneEntry(ctx, arch, expansion, target, s, input, split.validation[1] - split.validation[0], join(dir, settingName(s)), band, hint);
+    const e = await tuneEntry(ctx, arch, expansion, target, s, rows, band, hint);
     await writeFileAtomic(entryFile, JSON.stringify(e, null, 2) + '\n');
     ctx.log(`  tune ${arch} @ L0 ${target}: ${settingName(s)} → λ/k ${e.sparsity.toPrecision(3)}, L0 ${e.l0.toFixed(1)}, validation FVU ${e.fvu.toFixed(4)}, dead ${(100 * e.deadFractionTrainWindow).toFixed(0)}%`);
     entries.push(e);
@@ -171,27 +171,24 @@ async function tuneEntry(
   expansion: number,
   target: number,
   s: TuneSetting,
-  source: ReturnType<typeof asInput>,
-  validationRows: number,
-  out: string,
+  rows: ReturnType<typeof splitHeldOut>,
   band: number,
   hint: number | undefined,
 ): Promise<TuneEntry> {
   const c = withSetting(ctx.config, arch, s);
   const sctx: PointContext = { ...ctx, config: c };
   const p: PointSpec = { id: `tune-${arch}-${settingName(s)}`, arch, target, sparsity: null, seed: c.tuning.seed, expansion };
-  const knob = getArchitecture(arch).sparsityKnob;
+  const direct = getArchitecture(arch).sparsity.forL0Target(target);
   const t0 = performance.now();
-  const cal = knob === 'k' ? null : await calibratePoint(sctx, p, hint);
-  const { base, steps } = trainBase(sctx, p);
+  const cal = direct !== null ? null : await calibratePoint(sctx, p, hint);
   const engine = ctx.engine ?? (await defaultEngine());
+  const { base, steps } = trainBase(sctx, p, engine);
   const train = async (v: number) => {
-    const r = await trainSae({ ...base, out, steps, evalRows: validationRows, quiet: true, ...(knob === 'k' ? { k: v } : { sparsity: v }) }, { engine, signal: ctx.signal, source });
+    const r = await trainRun({ ...base, train: rows.train, heldOut: rows.heldOut, steps, sparsity: v, dataFingerprint: `${ctx.data.fingerprint}/tuning` });
     if (r.interrupted) throw new SweepInterrupted(p.id);
-    await rm(out, { recursive: true, force: true }); // the choice is what is kept, not the SAE
-    return { v, r };
+    return { v, r: { ...r, metrics: r.metrics! } };
   };
-  let best = await train(cal?.lambda ?? target);
+  let best = await train(cal?.lambda ?? direct!);
   // As the points do: a full-length run can land off the short calibration runs' L0, so when it misses by more
   // than the calibration tolerance, one more full-length run along the fitted slope; keep the closer one.
   const miss = (l0: number) => Math.abs(Math.log(Math.max(l0, 1e-3) / target));
