@@ -183,7 +183,8 @@ interface Cell {
   extrap: Record<string, number[]>;
   steps: number[];
   seconds: number[];
-  byGap: Record<string, { lo: number; hi: number; acc: number; total: number }[]>;
+  /** hi is Infinity for the last bin (null once written to JSON). */
+  byGap: Record<string, { lo: number; hi: number | null; acc: number; total: number }[]>;
 }
 
 /** Groups rows into cells and picks each cell's lr by mean validation accuracy (ties: the smaller lr). */
@@ -267,7 +268,7 @@ async function writeResults(rows: Row[]): Promise<void> {
     '',
     ...cs.flatMap((c) => [
       `**${c.model}, L ${c.seqLen}, N ${c.numKvPairs}, lr ${c.lr}:** ` +
-        Object.entries(c.byGap).map(([f, bins]) => `@${f}L: ${bins.map((b) => `[${b.lo}, ${b.hi === Infinity ? '∞' : b.hi}) ${Number.isNaN(b.acc) ? '–' : b.acc.toFixed(2)} (n ${b.total})`).join(', ')}`).join('; '),
+        Object.entries(c.byGap).map(([f, bins]) => `@${f}L: ${bins.map((b) => `[${b.lo}, ${b.hi === Infinity || b.hi === null ? '∞' : b.hi}) ${Number.isNaN(b.acc) ? '–' : b.acc.toFixed(2)} (n ${b.total})`).join(', ')}`).join('; '),
       '',
     ]),
     '## Runs',
