@@ -9,7 +9,7 @@ import { gradientCheck, type Params64, randomParams, randomTensor, testEngines, 
 import { describe, expect, it } from 'vitest';
 import { type MatryoshkaConfig, levelWidths, matryoshka } from '../src/index.js';
 
-const cfg: MatryoshkaConfig = matryoshka.configSchema.parse({ dIn: 5, dSae: 12, k: 2, groupFractions: [0.25, 0.25, 0.5], deadTokensThreshold: 1_000_000 });
+const cfg: MatryoshkaConfig = matryoshka.configSchema.parse({ dIn: 5, dSae: 12, k: 2, groupFractions: [0.25, 0.25, 0.5], deadTokensThreshold: 1_000_000, auxRelu: false, auxNormalize: false }); // the SAELens AuxK form, which the AuxK reference below writes out
 
 /** Everything of the reference for one configuration (float64, loops written out). */
 function reference(c: MatryoshkaConfig) {
