@@ -14,4 +14,5 @@ export * from './store.js';
 export * from './harvest.js';
 export * from './onnx-lm.js';
 export * from './splice.js';
+export * from './splice-field.js';
 export * from './pos.js';

@@ -83,10 +83,10 @@ export function detagBrownWords(raw: string): { text: string; words: TaggedWord[
 }
 
 /**
- * Character span [start, end) of each token of `ids` (the tokenizer's encoding of `text`, without BOS) in `text`.
- * A leading space the tokenizer added itself (llama2.c's dummy prefix) is skipped.
+ * The text of each token of a sequence as it reads in context: decode([t₋₁, t]) minus decode([t₋₁]) (a lone
+ * decode([t]) would lose llama2.c's word-initial space, which its decoder strips after BOS).
  */
-export function tokenSpans(text: string, ids: ArrayLike<number>, tokenizer: Pick<TextTokenizer, 'decode'>): { start: number; end: number }[] {
+export function tokenPieces(ids: ArrayLike<number>, tokenizer: Pick<TextTokenizer, 'decode'>): string[] {
   const pieces: string[] = [];
   for (let i = 0; i < ids.length; i++) {
     if (i === 0) pieces.push(tokenizer.decode([ids[0]!]));
@@ -96,6 +96,15 @@ export function tokenSpans(text: string, ids: ArrayLike<number>, tokenizer: Pick
       pieces.push(pair.startsWith(prev) ? pair.slice(prev.length) : tokenizer.decode([ids[i]!]));
     }
   }
+  return pieces;
+}
+
+/**
+ * Character span [start, end) of each token of `ids` (the tokenizer's encoding of `text`, without BOS) in `text`.
+ * A leading space the tokenizer added itself (llama2.c's dummy prefix) is skipped.
+ */
+export function tokenSpans(text: string, ids: ArrayLike<number>, tokenizer: Pick<TextTokenizer, 'decode'>): { start: number; end: number }[] {
+  const pieces = tokenPieces(ids, tokenizer);
   const spans: { start: number; end: number }[] = [];
   let cursor = 0;
   let pendingUnmatched: number[] = []; // tokens whose text was not found at the cursor

@@ -36,6 +36,8 @@ export {
   globalTopK,
   globalTopKCut,
   rowsAbove,
+  rowsAboveTs,
+  rowsBetween,
   sampledDotsTs,
   sampledDotsWasm,
   scatterOuterTs,
@@ -114,6 +116,20 @@ export {
 } from './io/index.js';
 export { type WasmMemory, WasmArena, instantiateWasm } from './wasm.js';
 export { type HookableLM, type LmInfo, type LmRunOptions, type LmRunResult, nextTokenCrossEntropy } from './lm.js';
+export {
+  type DifferenceTest,
+  bootstrapCounts,
+  holmAdjust,
+  incompleteBeta,
+  lnGamma,
+  meanVar,
+  normalUpperTail,
+  quantile,
+  studentTCritical,
+  studentTTwoSidedP,
+  welchTest,
+} from './stats.js';
+export { type PcaModel, fitPca, pcaReconstruct, symmetricEigen } from './pca.js';
 
 // ── the SAE kit ────────────────────────────────────────────────────────────────────────────────────────────────
 export {
@@ -157,5 +173,6 @@ export {
   maxCosineSimilarities,
   meanMaxCosineSimilarity,
 } from './sae/metrics.js';
+export { type DensityHistogram, SaeBenchExplainedVariance, klDivScore, klDivergenceRows, latentDensityHistogram } from './sae/field-metrics.js';
 export { type SyntheticOptions, syntheticSparseData } from './sae/synthetic.js';
 export { densePathDifferences, relativeDifference } from './sae/dense-vs-sparse.js';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli.js';
 import { cli } from './util.js';
 
-const COMMANDS = ['train', 'eval', 'encode', 'reconstruct', 'generate', 'harvest', 'sweep', 'sweep-point', 'probe'];
+const COMMANDS = ['train', 'eval', 'encode', 'reconstruct', 'generate', 'harvest', 'sweep', 'sweep-point', 'probe', 'dashboard'];
 
 describe('saelab --help', () => {
   it('lists every command with a description', async () => {

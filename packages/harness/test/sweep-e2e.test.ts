@@ -25,6 +25,8 @@ const raw = {
   grid: { architectures: ['relu', 'topk'], l0Targets: [2, 4] },
   training: { tokens: 3000, batch: 250, lr: 0.01 },
   calibration: { maxIters: 3, minSteps: 4, stepsFraction: 0.5, tolerance: 0.3, refineRuns: 0 },
+  // Toy-sized probing data and dashboards (the interpretability section runs in every sweep with an LM).
+  interp: { maxPerClass: 40, posDocTokens: 64, dashboardTokens: 1500, dashboardLatents: 4 },
 };
 
 describe('sweep end to end (default source: Longhorn LM on the npm corpora)', () => {
@@ -44,6 +46,27 @@ describe('sweep end to end (default source: Longhorn LM on the npm corpora)', ()
     expect(readFileSync(join(first.runDir, 'report.md'), 'utf8')).toMatch(/!\[frontiers\]\(frontier.png\)/);
   });
 
+  it('probes every point, writes one dashboard per architecture and links them from report.html', () => {
+    const fj = JSON.parse(readFileSync(join(first.runDir, 'frontier.json'), 'utf8'));
+    for (const p of fj.points) {
+      expect(Object.keys(p.probe).sort()).toEqual(['brown-genre', 'pos', 'sotu-era', 'sotu-party']);
+      for (const t of Object.values(p.probe) as { meanAccuracy: Record<string, number> }[]) {
+        expect(Object.keys(t.meanAccuracy)).toEqual(['1', '2', '5', '20']);
+        for (const a of Object.values(t.meanAccuracy)) expect(a).toBeGreaterThanOrEqual(0);
+      }
+    }
+    expect(Object.keys(fj.interpretability.baselines).sort()).toEqual(['brown-genre', 'pos', 'sotu-era', 'sotu-party']);
+    expect(fj.interpretability.dashboards.map((d: { arch: string }) => d.arch).sort()).toEqual(['relu', 'topk']);
+    const html = readFileSync(join(first.runDir, 'report.html'), 'utf8');
+    expect(html).toMatch(/<section id="interpretability">/);
+    expect(html).toMatch(/Fidelity ordering \(ΔLM loss/);
+    for (const d of fj.interpretability.dashboards) {
+      expect(html).toContain(`href="${d.path}"`);
+      expect(existsSync(join(first.runDir, d.path))).toBe(true);
+    }
+    expect(html).not.toMatch(/<script|src="http|href="http/);
+  });
+
   it('measures every point on the same held-out tokens, TopK at exactly k', () => {
     const ceClean = new Set(first.points.map((p) => p.lm!.ceClean));
     expect(ceClean.size).toBe(1);
@@ -55,6 +78,39 @@ describe('sweep end to end (default source: Longhorn LM on the npm corpora)', ()
       if (p.arch === 'topk') expect(p.metrics.l0.mean).toBe(p.target);
       else expect(p.calibration!.trace.length).toBeGreaterThan(0);
     }
+  });
+
+  it('adds baselines, the field metrics, density and per-window sums that agree with the main metrics', () => {
+    const fj = JSON.parse(readFileSync(join(first.runDir, 'frontier.json'), 'utf8'));
+    const b = fj.baselines;
+    // PCA: FVU never rises with rank; at full rank the reconstruction is exact (up to float32 rounding).
+    const fvus = b.pca.map((l: { fvu: number }) => l.fvu);
+    for (let i = 1; i < fvus.length; i++) expect(fvus[i]).toBeLessThanOrEqual(fvus[i - 1] + 1e-9);
+    expect(b.pca.at(-1).rank).toBe(8);
+    expect(b.pca.at(-1).fvu).toBeLessThan(1e-6);
+    expect(Math.abs(b.pca.at(-1).lm.deltaLoss)).toBeLessThan(1e-3);
+    expect(b.meanAblation.fvu).toBeGreaterThan(0.99); // the training mean on held-out rows: FVU ≥ 1 up to the mean shift
+    expect(b.zeroAblation.lm.deltaLoss).toBeCloseTo(first.points[0]!.lm!.ceZero - first.points[0]!.lm!.ceClean, 6);
+    for (const p of first.points) {
+      const f = p.field!;
+      const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+      expect(sum(f.blocks.rows)).toBe(p.metrics.rows);
+      expect(sum(f.blocks.l0) / sum(f.blocks.rows)).toBeCloseTo(p.metrics.l0.mean, 9);
+      expect(sum(f.blocks.sse) / sum(f.blocks.rows)).toBeCloseTo(p.metrics.mse, 4);
+      expect(sum(f.blocks.dCe!) / sum(f.blocks.predictions!)).toBeCloseTo(p.lm!.deltaLoss, 9);
+      expect(f.density.dead + sum(f.density.counts)).toBe(p.dSae);
+      expect(f.density.dead / p.dSae).toBeCloseTo(p.metrics.deadFraction as number, 12);
+      // No BOS in the Longhorn LM: SAEBench's CE loss score is our CE recovered.
+      expect(f.saebench.lm!.ceLossScore!).toBeCloseTo(p.lm!.ceRecovered!, 9);
+      expect(f.saebench.lm!.klDivScore!).toBeLessThanOrEqual(1);
+      expect(f.saebench.explainedVariance!).toBeLessThanOrEqual(1);
+      const dtw = p.metrics.deadFractionTrainWindow as number;
+      expect(dtw).toBeGreaterThanOrEqual(0);
+      expect(dtw).toBeLessThanOrEqual(1);
+    }
+    const md = readFileSync(join(first.runDir, 'report.md'), 'utf8');
+    for (const h of ['## Baselines', '## Metrics as the field defines them', '## Latent density', 'PCA rank 1']) expect(md).toContain(h);
+    expect(existsSync(join(first.runDir, 'density.png'))).toBe(true);
   });
 
   it('saves loadable SAELens folders of the right shape', async () => {

@@ -30,6 +30,7 @@ import {
   initTiedDictionary,
   lossAndGradsResult,
   reconstructionLoss,
+  rowsAbove,
   sampledDots,
   workspaceOf,
   zeros,
@@ -60,14 +61,10 @@ async function gatedForward(p: Params, x: Tensor, cfg: GatedConfig, ctx: SaeCont
   const bGate = p.b_gate!.data;
   const bMag = p.b_mag!.data;
   const gateAct = ws.sparseRows('gate', rows, m);
-  for (let r = 0; r < rows; r++) {
-    gateAct.reserve(m);
-    for (let i = 0, o = r * m; i < m; i++) {
-      const g = shared.data[o + i]! + bGate[i]!;
-      if (g > 0) gateAct.push(i, g);
-    }
-    gateAct.endRow();
-  }
+  // The gate is open where P + b_gate > 0, i.e. P > −b_gate (the same entries: −b_gate is exact, and the sign of
+  // P + b_gate in float64 is that of the exact sum): one SIMD scan over P, then π_gate on the open entries only.
+  rowsAbove(shared, bGate.map((b) => -b), gateAct);
+  forEachEntry(gateAct, (e, _r, i) => (gateAct.values[e] = gateAct.values[e]! + bGate[i]!));
   const f = gateAct.withValues(ws.buffer('f', gateAct.nnz));
   forEachEntry(gateAct, (e, r, i) => {
     const mag = shared.data[r * m + i]! * magScale[i]! + bMag[i]!;

@@ -30,6 +30,7 @@ import {
   lossAndGradsResult,
   reconstructionLoss,
   rowsAbove,
+  rowsBetween,
   sampledDots,
   workspaceOf,
   zeros,
@@ -93,24 +94,12 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
 
     const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
     const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
-    // One pass over pre builds f = pre ⊙ H(pre − θ) (active entries only) and the STE window: the entries where
-    // K((pre − θ)/ε) ≠ 0, i.e. θ − ε/2 < pre < θ + ε/2 — the only ones that reach dθ (eqs. 11–12).
-    const f = ws.sparseRows('f', rows, m);
-    const window = ws.sparseRows('window', rows, m);
+    // f = pre ⊙ H(pre − θ) (active entries only) and the STE window: the entries where K((pre − θ)/ε) ≠ 0, i.e.
+    // θ − ε/2 < pre < θ + ε/2 — the only ones that reach dθ (eqs. 11–12). Two SIMD scans over pre (core).
     const lo = theta.map((t) => t - eps / 2);
     const hi = theta.map((t) => t + eps / 2);
-    for (let r = 0; r < rows; r++) {
-      f.reserve(m);
-      window.reserve(m);
-      for (let i = 0, o = r * m; i < m; i++) {
-        const v = pre.data[o + i]!;
-        if (v <= lo[i]! && v <= theta[i]!) continue; // the common case: neither active nor in the window
-        if (v > theta[i]!) f.push(i, v);
-        if (v > lo[i]! && v < hi[i]!) window.push(i, 0);
-      }
-      f.endRow();
-      window.endRow();
-    }
+    const f = rowsAbove(pre, theta, ws.sparseRows('f', rows, m));
+    const window = rowsBetween(pre, lo, hi, ws.sparseRows('window', rows, m)); // only its pattern is used
     const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
 
     const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);

@@ -124,6 +124,11 @@ export class LonghornLM implements HookableLM {
   readonly info: LmInfo;
   private enginePromise: Promise<GemmEngine>;
 
+  /** The LM head as seen from the residual stream: logits = E · (g ⊙ x / rms(x)), E tied to the embedding, g = norm_f. */
+  unembedding(): { gain: Float32Array; weight: Float32Array; vocab: number; d: number } {
+    return { gain: this.params['norm_f.weight']!.data, weight: this.params['embedding.weight']!.data, vocab: this.config.vocabSize, d: this.config.dModel };
+  }
+
   constructor(config: LonghornConfigInput, readonly params: Params, engine?: GemmEngine) {
     this.config = parseConfig(config);
     const shapes = paramShapes(this.config);

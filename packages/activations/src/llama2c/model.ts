@@ -119,6 +119,14 @@ export class Llama2cModel implements HookableLM {
     return new Llama2cModel(loadLlama2cCheckpoint(path), { name: `llama2c:${path}`, ...opts });
   }
 
+  /**
+   * The LM head as seen from the residual stream: logits = W_U · (g ⊙ x / rms(x)), W_U = wcls [V, dim], g = rms_final.
+   * Used for a direction's direct logit effect (dashboards).
+   */
+  unembedding(): { gain: Float32Array; weight: Float32Array; vocab: number; d: number } {
+    return { gain: this.ck.weights.rmsFinal, weight: this.ck.weights.wcls, vocab: this.config.vocabSize, d: this.config.dim };
+  }
+
   sites(): string[] {
     const out: string[] = [];
     for (let l = 0; l < this.config.nLayers; l++) for (const k of SITE_ORDER) out.push(`blocks.${l}.${k}`);

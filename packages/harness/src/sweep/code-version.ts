@@ -24,7 +24,11 @@ const SHARED = [
   'harness/src/sae-folder.ts',
   'harness/src/sweep/point.ts',
   'harness/src/sweep/calibrate.ts',
+  'harness/src/sweep/point-field.ts',
+  'harness/src/sweep/baselines.ts',
+  'harness/src/sweep/eval-blocks.ts',
   'activations/src/splice.ts',
+  'activations/src/splice-field.ts',
 ];
 
 function tsFiles(path: string): string[] {

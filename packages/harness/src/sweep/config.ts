@@ -5,6 +5,7 @@
  * A point is one SAE: (architecture, sparsity setting, seed, expansion). The sparsity setting is either a shared
  * L0 target (λ-based architectures are calibrated to it, TopK uses k = target) or an explicit λ / k.
  */
+import { sweepInterpSchema } from '../interp/sweep-config.js';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -108,6 +109,8 @@ export const sweepConfigSchema = z
       .strict()
       .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0 }),
     eval: z.object({ batch: z.number().int().positive().default(4096) }).strict().default({ batch: 4096 }),
+    /** Sparse probing and latent dashboards after the points (with an LM; docs/interpretability.md). Not in point hashes. */
+    interp: sweepInterpSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -8,8 +8,10 @@
  * - Area under a frontier: ∫ y d(ln L0) over the L0 range shared by all series (piecewise-linear in ln L0), also
  *   given as its mean (area / width) which reads in the metric's units.
  * - Orderings at low / mid / high L0 (1/6, 1/2, 5/6 of the shared log range): each series' frontier value there;
- *   with several seeds, two series are "separated" when their per-seed frontier intervals do not overlap.
+ *   with several seeds, two adjacent series are "separated" when the test of frontier-stats.ts (Welch on per-seed
+ *   frontier values plus the paired bootstrap over evaluation windows, Holm-corrected) says so.
  */
+import { type BlockResampler, type FrontierStats, type PairTest, frontierIntervals, methodText, testPairs } from './frontier-stats.js';
 
 export interface XY {
   l0: number;
@@ -18,8 +20,8 @@ export interface XY {
 
 export interface SeriesInput {
   name: string;
-  /** Every point: (seed, setting) with its L0 and value. */
-  points: { seed: number; setting: string; l0: number; y: number }[];
+  /** Every point: (seed, setting) with its L0 and value, and optionally its per-block sums (frontier-stats.ts). */
+  points: { seed: number; setting: string; l0: number; y: number; blocks?: { l0: number[]; rows: number[]; num: number[] } }[];
 }
 
 export interface SeriesSummary {
@@ -38,8 +40,10 @@ export interface OrderingAt {
   l0: number;
   /** Best (lowest) first. */
   ranking: { name: string; y: number; yMin: number; yMax: number }[];
-  /** Whether each adjacent pair in `ranking` is separated by its seed intervals (null with one seed). */
+  /** Whether each adjacent pair in `ranking` is separated by the stated test (null: not testable, e.g. one seed). */
   separated: (boolean | null)[];
+  /** The test behind each entry of `separated` (null where not testable). */
+  tests: (PairTest | null)[];
 }
 
 export interface FrontierSummary {
@@ -49,6 +53,8 @@ export interface FrontierSummary {
   orderings: OrderingAt[];
   seeds: number;
   statements: string[];
+  /** Intervals and tests (frontier-stats.ts). */
+  stats: FrontierStats | null;
 }
 
 /** Non-dominated points, sorted by L0 (ties in L0 keep the lower y). */
@@ -122,10 +128,18 @@ function seriesSummary(s: SeriesInput): SeriesSummary {
 
 const fmt = (v: number) => (Math.abs(v) >= 100 || Math.abs(v) < 0.01 ? v.toExponential(2) : v.toPrecision(3));
 
-export function summarizeFrontiers(metric: string, input: SeriesInput[]): FrontierSummary {
+export interface SummarizeOptions {
+  /** Per-block denominators for the bootstrap over evaluation windows (null: seed-level test only). */
+  resampler?: BlockResampler | null;
+  replicates?: number;
+}
+
+export function summarizeFrontiers(metric: string, input: SeriesInput[], opts: SummarizeOptions = {}): FrontierSummary {
   const series = input.filter((s) => s.points.length > 0).map(seriesSummary);
   const seeds = Math.max(1, ...input.map((s) => new Set(s.points.map((p) => p.seed)).size));
   const withFrontier = series.filter((s) => s.frontier.length > 0);
+  const resampler = opts.resampler ?? null;
+  const replicates = opts.replicates ?? 400;
   let sharedRange: [number, number] | null = null;
   if (withFrontier.length > 0) {
     const lo = Math.max(...withFrontier.map((s) => s.frontier[0]!.l0));
@@ -134,51 +148,87 @@ export function summarizeFrontiers(metric: string, input: SeriesInput[]): Fronti
   }
   const statements: string[] = [];
   const orderings: OrderingAt[] = [];
+  const statSeries = input.filter((s) => s.points.length > 0);
+  // Interval grid: 12 log-spaced L0s over each series' own range (intervals outside a series' reach are dropped).
+  const allL0 = series.flatMap((s) => s.means.map((m) => m.l0)).filter((v) => v > 0);
+  const grid = allL0.length ? Array.from({ length: 12 }, (_, i) => Math.exp(Math.log(Math.min(...allL0)) + (i / 11) * (Math.log(Math.max(...allL0)) - Math.log(Math.min(...allL0))))) : [];
+  const stats: FrontierStats = { method: methodText(resampler, replicates), alpha: 0.05, replicates, blocks: resampler?.blocks ?? null, ...frontierIntervals(statSeries, grid, sharedRange, resampler, { replicates }), tests: [] };
   if (sharedRange) {
     const [lo, hi] = sharedRange;
     for (const s of series) {
       s.area = areaUnderFrontier(s.frontier, lo, hi, s.maxL0);
       s.meanOverRange = s.area === null ? null : s.area / (Math.log(hi) - Math.log(lo));
     }
-    // Per-seed frontiers give the intervals used to judge separation.
-    const perSeed = new Map<string, { frontier: XY[]; maxL0: number }[]>();
-    for (const s of input) {
-      const bySeed = new Map<number, XY[]>();
-      for (const p of s.points) bySeed.set(p.seed, [...(bySeed.get(p.seed) ?? []), { l0: p.l0, y: p.y }]);
-      perSeed.set(s.name, [...bySeed.values()].map((ps) => ({ frontier: paretoFrontier(ps), maxL0: Math.max(...ps.map((p) => p.l0)) })));
-    }
     const at = (frac: number) => Math.exp(Math.log(lo) + frac * (Math.log(hi) - Math.log(lo)));
-    for (const [label, frac] of [['low', 1 / 6], ['mid', 1 / 2], ['high', 5 / 6]] as const) {
+    const levels = (
+      [
+        ['low', 1 / 6],
+        ['mid', 1 / 2],
+        ['high', 5 / 6],
+      ] as const
+    ).map(([label, frac]) => {
       const l0 = at(frac);
       const ranking = series
         .map((s) => {
           const y = frontierAt(s.frontier, l0, s.maxL0);
-          const seedVals = (perSeed.get(s.name) ?? []).map((f) => frontierAt(f.frontier, l0, f.maxL0)).filter((v): v is number => v !== null);
-          return y === null ? null : { name: s.name, y, yMin: seedVals.length ? Math.min(...seedVals) : y, yMax: seedVals.length ? Math.max(...seedVals) : y, n: seedVals.length };
+          const seedVals = [...perSeedAt(input.find((x) => x.name === s.name)!, l0).values()];
+          return y === null ? null : { name: s.name, y, yMin: seedVals.length ? Math.min(...seedVals) : y, yMax: seedVals.length ? Math.max(...seedVals) : y };
         })
         .filter((r): r is NonNullable<typeof r> => r !== null)
         .sort((a, b) => a.y - b.y);
-      const separated = ranking.slice(1).map((r, i) => (seeds < 2 || r.n < 2 || ranking[i]!.n < 2 ? null : ranking[i]!.yMax < r.yMin));
-      orderings.push({ label, l0, ranking: ranking.map(({ n: _n, ...r }) => r), separated });
-      const chain = ranking.map((r, i) => (i === 0 ? r.name : `${separated[i - 1] === true ? ' < ' : separated[i - 1] === false ? ' ≈ ' : ' < '}${r.name}`)).join('');
-      statements.push(`At ${label} L0 (≈${l0.toFixed(l0 < 10 ? 1 : 0)}), ${metric} from best to worst: ${chain} (${ranking.map((r) => `${r.name} ${fmt(r.y)}`).join(', ')}).`);
+      return { label, l0, ranking };
+    });
+    // One family of tests per metric: every adjacent pair at every level, Holm-corrected together.
+    const wanted = levels.flatMap((lv) => lv.ranking.slice(1).map((r, i) => ({ a: lv.ranking[i]!.name, b: r.name, l0: lv.l0 })));
+    const tests = seeds >= 2 ? testPairs(statSeries, wanted, resampler, { replicates }) : [];
+    stats.tests = tests;
+    for (const lv of levels) {
+      const pairTests = lv.ranking.slice(1).map((r, i) => tests.find((t) => t.a === lv.ranking[i]!.name && t.b === r.name && t.l0 === lv.l0) ?? null);
+      const separated = pairTests.map((t) => (t === null ? null : t.separated));
+      orderings.push({ label: lv.label, l0: lv.l0, ranking: lv.ranking, separated, tests: pairTests });
+      const tested = separated.some((x) => x !== null);
+      const chain = tested
+        ? lv.ranking.map((r, i) => (i === 0 ? r.name : `${separated[i - 1] === true ? ' < ' : separated[i - 1] === false ? ' ≈ ' : ' ? '}${r.name}`)).join('')
+        : lv.ranking.map((r) => r.name).join(', ');
+      statements.push(
+        `At ${lv.label} L0 (≈${lv.l0.toFixed(lv.l0 < 10 ? 1 : 0)}), ${metric} ${tested ? 'from best to worst' : 'by point estimate, best first (untested)'}: ${chain} (${lv.ranking.map((r) => `${r.name} ${fmt(r.y)}`).join(', ')}).`,
+      );
     }
     if (seeds < 2) statements.push(`One seed per point: these orderings do not show whether the differences exceed seed-to-seed variation; run with more seeds to tell.`);
     else {
       const pairs = orderings.flatMap((o) => o.separated.map((s, i) => ({ o, s, a: o.ranking[i]!.name, b: o.ranking[i + 1]!.name })));
       const unsep = pairs.filter((p) => p.s === false).map((p) => `${p.a} vs ${p.b} at ${p.o.label} L0`);
+      const untested = pairs.filter((p) => p.s === null).map((p) => `${p.a} vs ${p.b} at ${p.o.label} L0`);
       statements.push(
-        unsep.length === 0
-          ? `With ${seeds} seeds, every adjacent pair in these orderings is separated (seed intervals do not overlap).`
-          : `With ${seeds} seeds, not separable (overlapping seed intervals): ${unsep.join('; ')}. '≈' marks these above.`,
+        (unsep.length === 0
+          ? `With ${seeds} seeds, every adjacent pair in these orderings is separated by the test below.`
+          : `With ${seeds} seeds, not separable by the test below: ${unsep.join('; ')}. '≈' marks these above.`) +
+          (untested.length ? ` Not testable (fewer than 2 seeds reach that L0): ${untested.join('; ')} ('?').` : ''),
       );
+      statements.push(`Test: Welch's t on per-seed frontier values at that L0 plus the paired bootstrap variance over evaluation windows, Holm-corrected over the ${stats.tests.length} comparisons of this metric, α = ${stats.alpha} (details and every p-value: 'Statistical tests behind the findings').`);
     }
     const byArea = series.filter((s) => s.meanOverRange !== null).sort((a, b) => a.meanOverRange! - b.meanOverRange!);
+    const ci = (name: string) => {
+      const m = stats.meanOverRange.find((x) => x.series === name);
+      return m ? ` [${fmt(m.lo)}, ${fmt(m.hi)}]` : '';
+    };
     statements.push(
-      `Mean ${metric} over the shared L0 range [${lo.toFixed(1)}, ${hi.toFixed(1)}] (area under the frontier / ln-width; lower is better): ${byArea.map((s) => `${s.name} ${fmt(s.meanOverRange!)}`).join(', ')}.`,
+      `Mean ${metric} over the shared L0 range [${lo.toFixed(1)}, ${hi.toFixed(1)}] (area under the frontier / ln-width; lower is better; 95% bootstrap interval): ${byArea.map((s) => `${s.name} ${fmt(s.meanOverRange!)}${ci(s.name)}`).join(', ')}.`,
     );
   } else {
     statements.push(`The frontiers' L0 ranges do not overlap, so no shared range to compare areas or orderings over.`);
   }
-  return { metric, series, sharedRange, orderings, seeds, statements };
+  return { metric, series, sharedRange, orderings, seeds, statements, stats };
+}
+
+/** Per-seed frontier values of one series at x (full data). */
+function perSeedAt(s: SeriesInput, x: number): Map<number, number> {
+  const bySeed = new Map<number, XY[]>();
+  for (const p of s.points) bySeed.set(p.seed, [...(bySeed.get(p.seed) ?? []), { l0: p.l0, y: p.y }]);
+  const out = new Map<number, number>();
+  for (const [seed, ps] of bySeed) {
+    const v = frontierAt(paretoFrontier(ps), x, Math.max(...ps.map((p) => p.l0)));
+    if (v !== null) out.set(seed, v);
+  }
+  return out;
 }

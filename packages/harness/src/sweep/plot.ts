@@ -7,6 +7,7 @@ import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { FrontierSummary } from './frontier.js';
+import { type BaselinePanelData, baselineLayers } from './plot-baselines.js';
 
 export const SERIES_COLOURS = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#eeca3b', '#9d755d'];
 
@@ -16,6 +17,8 @@ export interface PlotPanel {
   yTitle: string;
   /** Every individual point (all seeds). */
   points: { series: string; l0: number; y: number; seed: number; id: string }[];
+  /** PCA line and ablation levels (plot-baselines.ts). */
+  baselines?: BaselinePanelData;
 }
 
 export function frontierSpec(panels: PlotPanel[], seriesOrder: string[]): vl.TopLevelSpec {
@@ -28,16 +31,32 @@ export function frontierSpec(panels: PlotPanel[], seriesOrder: string[]): vl.Top
       const last = s.frontier[s.frontier.length - 1];
       return last && s.maxL0 > last.l0 ? [{ series: s.name, l0: last.l0, y: last.y, order: 0 }, { series: s.name, l0: s.maxL0, y: last.y, order: 1 }] : [];
     });
-    const bands = p.summary.series.flatMap((s) => s.means.map((m) => ({ series: s.name, l0: m.l0, yMin: m.yMin, yMax: m.yMax })));
-    const yEnc = { field: 'y', type: 'quantitative', title: p.yTitle, scale: { zero: false, padding: 8 } } as const;
+    // Bands: the bootstrap intervals of the seed-mean frontier (frontier-stats.ts) where computed, else seed min–max.
+    const intervals = p.summary.stats?.intervals ?? [];
+    const bands = intervals.some((i) => i.points.length > 0)
+      ? intervals.flatMap((i) => i.points.map((q) => ({ series: i.series, l0: q.l0, yMin: q.lo, yMax: q.hi })))
+      : p.summary.series.flatMap((s) => s.means.map((m) => ({ series: s.name, l0: m.l0, yMin: m.yMin, yMax: m.yMax })));
+    // Log y when every drawn value is positive: ablation levels sit 2–3 decades above good SAEs.
+    const ys = [...p.points.map((q) => q.y), ...bands.flatMap((b) => [b.yMin, b.yMax]), ...(p.baselines?.pca.map((q) => q.y) ?? []), ...(p.baselines?.levels.map((q) => q.y) ?? [])];
+    // With values ≤ 0 (a ΔLM loss can dip below 0 within noise), symlog: linear within ±c of 0, log beyond, c the
+    // smallest positive SAE value, so good SAEs and the ablation levels are both readable.
+    const positive = p.points.map((q) => Math.abs(q.y)).filter((v) => v > 0);
+    const yScale =
+      ys.length > 0 && ys.every((v) => v > 0)
+        ? { type: 'log', padding: 8 }
+        : positive.length > 0
+          ? { type: 'symlog', constant: Math.min(...positive), padding: 8 }
+          : { zero: false, padding: 8 };
+    const yEnc = { field: 'y', type: 'quantitative', title: p.yTitle, scale: yScale } as const;
     const out: unknown[] = [];
     if (p.summary.seeds > 1) {
       out.push({
         data: { values: bands },
         mark: { type: 'area', opacity: 0.18 },
-        encoding: { x, y: { field: 'yMin', type: 'quantitative', title: p.yTitle }, y2: { field: 'yMax' }, color: colour, order: { field: 'l0' } },
+        encoding: { x, y: { field: 'yMin', type: 'quantitative', title: p.yTitle, scale: yScale }, y2: { field: 'yMax' }, color: colour, order: { field: 'l0' } },
       });
     }
+    if (p.baselines) out.push(...baselineLayers(p.baselines, x, yScale, p.yTitle));
     out.push({
       data: { values: p.points },
       mark: { type: 'point', filled: true, opacity: 0.45, size: 40 },

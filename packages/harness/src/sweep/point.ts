@@ -20,6 +20,7 @@ import { type CalibrationProbe, type CalibrationResult, calibrateLambda, l0Slope
 import { codeVersion } from './code-version.js';
 import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
+import { type PointField, pointFieldMetrics } from './point-field.js';
 
 export const RESULT_FILE = 'result.json';
 
@@ -38,6 +39,8 @@ export interface PointResult {
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
+  /** Metrics as SAEBench/SAELens define them, latent density, per-window sums for the bootstrap (point-field.ts). */
+  field?: PointField;
   train: { steps: number; tokens: number; seconds: number; tokensPerSecond: number; calibrationSeconds: number };
   provenance: Record<string, unknown>;
 }
@@ -143,6 +146,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   }
 
   const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, saeDir, c.data.batch) : null;
+  const field = await pointFieldMetrics(data, saeDir, { cacheDir: ctx.cacheDir, batchWindows: c.data.batch, engine: ctx.engine, log: ctx.log });
   const result: PointResult = {
     id: p.id,
     hash,
@@ -153,8 +157,9 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     dSae: Math.round(p.expansion * data.d),
     sparsity: { knob: arch.sparsityKnob, value },
     calibration: calibration ? { ...calibration, refined } : null,
-    metrics: metricsJson(r.metrics) as PointResult['metrics'],
+    metrics: { ...metricsJson(r.metrics), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
+    field,
     train: { steps: r.steps, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, calibrationSeconds },
     provenance: {
       key: pointKey(c, p, data.fingerprint, code),

@@ -10,10 +10,16 @@ import { fileURLToPath } from 'node:url';
 import { type GemmEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
 import { type PointSpec, type SweepConfig, expandGrid } from './config.js';
 import { type SweepData, prepareSweepData } from './dataset.js';
+import { type SweepBaselines, sweepBaselines } from './baselines.js';
+import { blockMoments, evalBlocks, resampledTotalVariance } from './eval-blocks.js';
 import { type FrontierSummary, type SeriesInput, summarizeFrontiers } from './frontier.js';
+import type { BlockResampler } from './frontier-stats.js';
 import { type PlotPanel, frontierSpec, renderPng, renderSvg } from './plot.js';
+import { baselineData } from './plot-baselines.js';
+import { densityRows, densitySpec } from './plot-density.js';
 import { type PointResult, machineInfo, pointDir, readCachedPoint, runPoint } from './point.js';
 import { renderHtml, renderMarkdown } from './report.js';
+import { sweepInterpretability } from '../interp/sweep-interp.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const defaultCacheDir = () => process.env.SAELAB_CACHE_DIR ?? join(REPO_ROOT, '.cache', 'saelab');
@@ -87,9 +93,11 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
     }
     if (!o.quiet) overallLine(grid.length, grid.length, computed, (performance.now() - started) / 1000, 0, 'done');
 
+    const baselines = await sweepBaselines(data, cacheDir, c.data.batch, log);
+    const summaries = await summarise(results, data);
     const wallSeconds = (performance.now() - t0) / 1000;
-    const summaries = summarise(results, data);
-    await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached });
+    await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached, baselines });
+    await sweepInterpretability({ runDir, config: c, data, points: results, cacheDir, engine, log });
     log(`${computed} points trained, ${cached} from the cache; wall time ${wallSeconds.toFixed(1)} s`);
     return { runDir, points: results, summaries, computed, cached, wallSeconds };
   } finally {
@@ -145,7 +153,11 @@ export async function runSweepPoint(o: { config: SweepConfig; pointId: string; c
 const seriesName = (p: PointResult, multiExpansion: boolean) => (multiExpansion ? `${p.arch} ×${p.expansion}` : p.arch);
 const settingOf = (p: PointResult) => (p.target !== null ? `l0_${p.target}` : `${p.sparsity.knob}_${p.sparsity.value}`);
 
-export function seriesInputs(points: PointResult[], y: (p: PointResult) => number | null | undefined): SeriesInput[] {
+export function seriesInputs(
+  points: PointResult[],
+  y: (p: PointResult) => number | null | undefined,
+  blockNum?: (p: PointResult) => number[] | undefined,
+): SeriesInput[] {
   const multi = new Set(points.map((p) => p.expansion)).size > 1;
   const m = new Map<string, SeriesInput>();
   for (const p of points) {
@@ -153,15 +165,31 @@ export function seriesInputs(points: PointResult[], y: (p: PointResult) => numbe
     if (v === null || v === undefined || !Number.isFinite(v)) continue;
     const name = seriesName(p, multi);
     if (!m.has(name)) m.set(name, { name, points: [] });
-    m.get(name)!.points.push({ seed: p.seed, setting: settingOf(p), l0: p.metrics.l0.mean, y: v });
+    const num = blockNum?.(p);
+    const b = p.field?.blocks;
+    m.get(name)!.points.push({ seed: p.seed, setting: settingOf(p), l0: p.metrics.l0.mean, y: v, ...(num && b ? { blocks: { l0: b.l0, rows: b.rows, num } } : {}) });
   }
   return [...m.values()];
 }
 
-function summarise(points: PointResult[], data: SweepData): FrontierSummary[] {
+/**
+ * Frontier summaries with their statistics: the bootstrap over evaluation blocks runs only when every point
+ * carries per-block sums on the same blocks as this dataset (points cached before the field metrics existed
+ * do not; then only the seed-level test runs, and the report says so).
+ */
+async function summarise(points: PointResult[], data: SweepData): Promise<FrontierSummary[]> {
+  const blocks = evalBlocks(data);
+  const sameBlocks = points.length > 0 && points.every((p) => p.field?.blocks.rows.length === blocks.rows.length);
   const out: FrontierSummary[] = [];
-  if (data.lm) out.push(summarizeFrontiers('ΔLM loss', seriesInputs(points, (p) => p.lm?.deltaLoss)));
-  out.push(summarizeFrontiers('FVU', seriesInputs(points, (p) => p.metrics.fvu)));
+  if (data.lm) {
+    const preds = points[0]?.field?.blocks.predictions;
+    const lmBlocks = sameBlocks && preds && points.every((p) => p.field?.blocks.dCe);
+    const resampler: BlockResampler | null = lmBlocks ? { blocks: blocks.rows.length, denominator: (w) => preds!.reduce((a, c, i) => a + w[i]! * c, 0) } : null;
+    out.push(summarizeFrontiers('ΔLM loss', seriesInputs(points, (p) => p.lm?.deltaLoss, lmBlocks ? (p) => p.field!.blocks.dCe : undefined), { resampler }));
+  }
+  const moments = sameBlocks ? await blockMoments(data, blocks) : null;
+  const fvuResampler: BlockResampler | null = moments ? { blocks: blocks.rows.length, denominator: (w) => resampledTotalVariance(moments, w) } : null;
+  out.push(summarizeFrontiers('FVU', seriesInputs(points, (p) => p.metrics.fvu, moments ? (p) => p.field!.blocks.sse : undefined), { resampler: fvuResampler }));
   return out;
 }
 
@@ -172,7 +200,7 @@ async function writeOutputs(
   points: PointResult[],
   summaries: FrontierSummary[],
   cacheDir: string,
-  meta: { command: string; wallSeconds: number; computed: number; cached: number },
+  meta: { command: string; wallSeconds: number; computed: number; cached: number; baselines: SweepBaselines },
 ): Promise<void> {
   const createdAt = new Date().toISOString();
   const lmBase = points.find((p) => p.lm)?.lm ?? null;
@@ -192,15 +220,18 @@ async function writeOutputs(
     pointsTrained: meta.computed,
     pointsCached: meta.cached,
   };
-  await writeFileAtomic(join(runDir, 'frontier.json'), JSON.stringify({ format: 'saelab-frontier', version: 1, provenance, summaries, points }, null, 2) + '\n');
+  await writeFileAtomic(join(runDir, 'frontier.json'), JSON.stringify({ format: 'saelab-frontier', version: 1, provenance, summaries, baselines: meta.baselines, points }, null, 2) + '\n');
 
   const multi = new Set(points.map((p) => p.expansion)).size > 1;
   const order = [...new Set(points.map((p) => seriesName(p, multi)))];
+  const l0s = points.map((p) => p.metrics.l0.mean).filter((v) => v > 0);
+  const l0Range: [number, number] = l0s.length ? [Math.min(...l0s), Math.max(...l0s)] : [1, 1];
   const panel = (s: FrontierSummary, title: string, yTitle: string, y: (p: PointResult) => number | null | undefined): PlotPanel => ({
     summary: s,
     title,
     yTitle,
     points: points.filter((p) => Number.isFinite(y(p) ?? NaN)).map((p) => ({ series: seriesName(p, multi), l0: p.metrics.l0.mean, y: y(p)!, seed: p.seed, id: p.id })),
+    baselines: baselineData(meta.baselines, s.metric === 'FVU' ? 'FVU' : 'ΔLM loss', l0Range),
   });
   const panels = summaries.map((s) =>
     s.metric === 'FVU'
@@ -210,6 +241,13 @@ async function writeOutputs(
   const svg = await renderSvg(frontierSpec(panels, order));
   await writeFileAtomic(join(runDir, 'frontier.svg'), svg);
   await writeFileAtomic(join(runDir, 'frontier.png'), renderPng(svg));
+  const density = densityRows(points);
+  let dsvg: string | undefined;
+  if (density.rows.length > 0) {
+    dsvg = await renderSvg(densitySpec(density.rows));
+    await writeFileAtomic(join(runDir, 'density.svg'), dsvg);
+    await writeFileAtomic(join(runDir, 'density.png'), renderPng(dsvg));
+  }
 
   const report = {
     title: `SAE Pareto frontiers: ${c.name}`,
@@ -219,6 +257,9 @@ async function writeOutputs(
     lm: lmBase ? { ceClean: lmBase.ceClean, ceZero: lmBase.ceZero } : null,
     summaries,
     points,
+    baselines: meta.baselines,
+    density: density.dead,
+    densitySvg: dsvg,
     provenance: { dataFingerprint: data.fingerprint, site: data.site, codeVersions: provenance.codeVersions, machine: provenance.machine, seeds: c.grid.seeds, config: c },
     wallSeconds: meta.wallSeconds,
   };
