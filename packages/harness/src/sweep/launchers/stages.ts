@@ -13,7 +13,7 @@
  *   3. points    (one task per pending point): `sweep-point`, the calibration a cache hit. Depends on stage 2.
  *   4. merge     (after the points): `saelab sweep` with the same config, every point a cache hit.
  */
-import { K_ARCH_NAMES } from '../../registry.js';
+import { getArchitecture } from '../../registry.js';
 import type { PointSpec, SweepConfig } from '../config.js';
 import { expandGrid } from '../config.js';
 import { type SweepData, prepareSweepData } from '../dataset.js';
@@ -29,8 +29,7 @@ export interface StagePlan {
   points: string[];
 }
 
-/** The same test as the points' cache key (config.ts `pointKey`): a target on an architecture whose knob is not k. */
-const needsCalibration = (p: PointSpec) => p.target !== null && !K_ARCH_NAMES.includes(p.arch);
+const needsCalibration = (p: PointSpec) => p.target !== null && getArchitecture(p.arch).sparsity.forL0Target(p.target) === null;
 const familyOf = (p: PointSpec) => `${p.arch}-x${p.expansion}`;
 
 /**
