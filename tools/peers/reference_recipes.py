@@ -670,6 +670,7 @@ def main():
     p.add_argument('--tolerance', type=float, default=0.15)
     p.add_argument('--max-calib', type=int, default=4)
     p.add_argument('--threads', type=int, default=1, help='torch threads (0: os.cpu_count())')
+    p.add_argument('--at-lr', type=float, default=None, help='helper process: only --targets at this lr, first seed')
     p.add_argument('--tune-only', action='store_true', help='only the lr grid at the tuning target (a helper process)')
     p.add_argument('--report-only', action='store_true', help='merge OUT/recipes/*.json into the report and exit')
     args = p.parse_args()
@@ -712,6 +713,11 @@ def main():
         r = RECIPES[recipe]
         log(f'== {recipe}: {r["ref"]}')
         t_rec = time.time()
+        if args.at_lr:  # a helper process: points at a given lr (the main process finds them in the run cache)
+            for target in targets:
+                point(recipe, target, args.at_lr, seeds[0], data, args, log,
+                      None if r['knob'] != 'lambda' else r['lam0'] * (args.tune_target / target))
+            continue
         # 1. lr grid at the tuning target, first seed, scored by selection-slice FVU (lambda calibrated per lr).
         grid = {}
         hint = None
