@@ -809,8 +809,43 @@ def partial_runs(out, finished):
                 x = json.load(f)
             if x['recipe'] not in finished:
                 runs.append({k: x.get(k) for k in ('recipe', 'sparsity', 'lr', 'seed', 'select', 'heldout', 'wall_s',
-                                                   'dead_train_window', 'loss_drop_last20pct')})
+                                                   'dead_train_window', 'loss_drop_last20pct', 'train_s', 'steps',
+                                                   'inference_threshold', 'loss_fifths')})
     return sorted(runs, key=lambda x: (list(RECIPES).index(x['recipe']), x['lr'], x['sparsity'], x['seed']))
+
+
+def from_cache(recipe, args):
+    """A recipe's result rebuilt from the run cache with the same rules as main() (lr chosen at the tuning target by
+    lr_score, then the run nearest each target at that lr), for recipes whose pipeline did not finish: marks which lrs
+    of the grid and which targets are missing."""
+    r = RECIPES[recipe]
+    runs = [x for x in partial_runs(args.out, set()) if x['recipe'] == recipe and x['seed'] == 0 and x['select']]
+    if not runs:
+        return None
+    miss = lambda x, t: abs(math.log(max(x['select']['l0'], 1e-3) / t))
+    grid = {}
+    for x in runs:
+        if x['lr'] not in grid or miss(x, args.tune_target) < miss(grid[x['lr']], args.tune_target):
+            grid[x['lr']] = x
+    best_lr = min(grid, key=lambda v: lr_score(grid[v], args.tune_target, args.tolerance))
+    pts = []
+    for target in [int(t) for t in args.targets.split(',')]:
+        at = [x for x in runs if x['lr'] == best_lr]
+        near = min(at, key=lambda x: miss(x, target))
+        if miss(near, target) > math.log(1 + 2 * args.tolerance):
+            continue  # no run at this lr landed near this target
+        seeds = [y for y in partial_runs(args.out, set()) if y['recipe'] == recipe and y['lr'] == best_lr
+                 and y['sparsity'] == near['sparsity'] and y['heldout']]
+        pts.append(summarise_point(recipe, target, near['sparsity'], best_lr, seeds))
+    lrs = [float(v) for v in args.lrs.split(',')]
+    return {
+        'recipe': recipe, 'reference': r['ref'], 'knob': r['knob'], 'lr_default': r['lr_default'],
+        'normalisation': r['norm'], 'chosen_lr': best_lr, 'from_cache': True,
+        'lr_grid_missing': [v for v in lrs if v not in grid],
+        'lr_grid': [{'lr': lr, 'sparsity': g['sparsity'], 'select_fvu': g['select']['fvu'], 'select_l0': g['select']['l0']}
+                    for lr, g in sorted(grid.items())],
+        'points': pts,
+    }
 
 
 def write_results(args):
@@ -821,6 +856,10 @@ def write_results(args):
         if os.path.exists(path):
             with open(path) as f:
                 results[name] = json.load(f)
+        elif args.report_only:
+            rebuilt = from_cache(name, args)
+            if rebuilt:
+                results[name] = rebuilt
     doc = {
         'what': 'reference-recipe SAEs (tools/peers/reference_recipes.py) on saelab activation stores',
         'results': results,
@@ -834,7 +873,8 @@ def write_results(args):
     for name, res in results.items():
         for pt in res['points']:
             sd = lambda s, fmt: (f"{s['mean']:{fmt}} ± {s['sd']:{fmt}}" if len(s['values']) > 1 else f"{s['mean']:{fmt}}")
-            lines.append(f"| {name} | {pt['target_l0']} | {sd(pt['l0'], '.2f')} | {sd(pt['fvu'], '.4f')} | "
+            star = '*' if res.get('from_cache') else ''
+            lines.append(f"| {name}{star} | {pt['target_l0']} | {sd(pt['l0'], '.2f')} | {sd(pt['fvu'], '.4f')} | "
                          f"{sd(pt['dead'], '.3f')} | {pt['dead_train_window']['mean']:.3f} | "
                          f"{pt['shrinkage']['mean']:.3f} | {pt['lr']:g} | {pt['sparsity']:.4g} | {len(pt['seeds'])} | "
                          f"{np.mean(pt['train_s']):.1f} |")
@@ -843,13 +883,17 @@ def write_results(args):
     for name, res in results.items():
         for g in res['lr_grid']:
             mark = ' (chosen)' if g['lr'] == res['chosen_lr'] else ''
+            if g is res['lr_grid'][-1] and res.get('lr_grid_missing'):
+                mark += f" (not run: {', '.join(f'{v:g}' for v in res['lr_grid_missing'])})"
+
             lines.append(f"| {name} | {g['lr']:g}{mark} | {g['sparsity']:.4g} | "
                          f"{g['select_l0']:.2f} | {g['select_fvu']:.4f} |" if g['select_fvu'] is not None else
                          f"| {name} | {g['lr']:g} | {g['sparsity']:.4g} | diverged | diverged |")
-    partial = partial_runs(args.out, set(results))
+    partial = partial_runs(args.out, {k for k, v in results.items() if not v.get('from_cache')})
     if partial:
         doc['unfinished_recipes_runs'] = partial
-        lines += ['', 'Unfinished recipes (their finished runs so far; selection-slice = train-split rows held out from training):',
+        lines += ['', 'Every run of the recipes whose pipeline did not finish in the session (the rows above marked * are '
+                  'rebuilt from these by the same rules):',
                   '', '| recipe | λ / k | lr | seed | selection L0 | selection FVU | held-out L0 | held-out FVU | held-out dead |',
                   '|---|---|---|---|---|---|---|---|---|']
         for x in partial:
