@@ -827,12 +827,23 @@ def from_cache(recipe, args):
     for x in runs:
         if x['lr'] not in grid or miss(x, args.tune_target) < miss(grid[x['lr']], args.tune_target):
             grid[x['lr']] = x
-    best_lr = min(grid, key=lambda v: lr_score(grid[v], args.tune_target, args.tolerance))
+    def score(lr):
+        near = grid[lr]
+        if miss(near, args.tune_target) <= math.log(1 + args.tolerance):
+            return near['select']['fvu']
+        interp = interpolate([x for x in runs if x['lr'] == lr], args.tune_target)
+        return interp['select_fvu'] if interp else lr_score(near, args.tune_target, args.tolerance)
+
+    best_lr = min(grid, key=score)
     pts = []
+    interpolated = {}
     for target in [int(t) for t in args.targets.split(',')]:
         at = [x for x in runs if x['lr'] == best_lr]
         near = min(at, key=lambda x: miss(x, target))
         if miss(near, target) > math.log(1 + 2 * args.tolerance):
+            interp = interpolate(at, target)
+            if interp:
+                interpolated[target] = interp
             continue  # no run at this lr landed near this target
         seeds = [y for y in partial_runs(args.out, set()) if y['recipe'] == recipe and y['lr'] == best_lr
                  and y['sparsity'] == near['sparsity'] and y['heldout']]
@@ -842,10 +853,30 @@ def from_cache(recipe, args):
         'recipe': recipe, 'reference': r['ref'], 'knob': r['knob'], 'lr_default': r['lr_default'],
         'normalisation': r['norm'], 'chosen_lr': best_lr, 'from_cache': True,
         'lr_grid_missing': [v for v in lrs if v not in grid],
-        'lr_grid': [{'lr': lr, 'sparsity': g['sparsity'], 'select_fvu': g['select']['fvu'], 'select_l0': g['select']['l0']}
+        'lr_grid': [{'lr': lr, 'sparsity': g['sparsity'], 'select_fvu': g['select']['fvu'], 'select_l0': g['select']['l0'],
+                     'select_fvu_interpolated': (interpolate([x for x in runs if x['lr'] == lr], args.tune_target) or {}).get('select_fvu')}
                     for lr, g in sorted(grid.items())],
-        'points': pts,
+        'points': pts, 'interpolated_points': interpolated,
     }
+
+
+def interpolate(runs, target):
+    """FVU at the target L0 from the two runs that bracket it most tightly, linear in (log L0, log FVU): for
+    lambda-calibrations that did not land within tolerance before the session ended."""
+    below = [x for x in runs if x['select']['l0'] < target and x['heldout']]
+    above = [x for x in runs if x['select']['l0'] >= target and x['heldout']]
+    if not below or not above:
+        return None
+    lo = max(below, key=lambda x: x['select']['l0'])
+    hi = min(above, key=lambda x: x['select']['l0'])
+    out = {'from': [{'sparsity': x['sparsity'], 'select_l0': x['select']['l0'], 'heldout_l0': x['heldout']['l0'],
+                     'heldout_fvu': x['heldout']['fvu']} for x in (lo, hi)]}
+    for part, key in (('select', 'select_fvu'), ('heldout', 'heldout_fvu')):
+        l1, l2 = math.log(lo[part]['l0']), math.log(hi[part]['l0'])
+        f1, f2 = math.log(lo[part]['fvu']), math.log(hi[part]['fvu'])
+        w = (math.log(target) - l1) / (l2 - l1) if l2 != l1 else 0.5
+        out[key] = math.exp(f1 + w * (f2 - f1))
+    return out
 
 
 def write_results(args):
@@ -878,16 +909,22 @@ def write_results(args):
                          f"{sd(pt['dead'], '.3f')} | {pt['dead_train_window']['mean']:.3f} | "
                          f"{pt['shrinkage']['mean']:.3f} | {pt['lr']:g} | {pt['sparsity']:.4g} | {len(pt['seeds'])} | "
                          f"{np.mean(pt['train_s']):.1f} |")
-    lines += ['', '| recipe | lr (grid, at L0 ≈ %d) | λ / k | selection-slice L0 | selection-slice FVU |' % args.tune_target,
-              '|---|---|---|---|---|']
+    for name, res in results.items():
+        for target, ip in sorted((res.get('interpolated_points') or {}).items(), key=lambda t: int(t[0])):
+            src = '; '.join(f"λ {f['sparsity']:.4g}: L0 {f['heldout_l0']:.2f}, FVU {f['heldout_fvu']:.4f}" for f in ip['from'])
+            lines.append(f"| {name}* | {target} | (interpolated) | {ip['heldout_fvu']:.4f} | | | | {res['chosen_lr']:g} | {src} | 1 | |")
+    lines += ['', '| recipe | lr (grid, at L0 ≈ %d) | λ / k | selection-slice L0 | selection-slice FVU | '
+              'selection FVU interpolated to L0 %d |' % (args.tune_target, args.tune_target),
+              '|---|---|---|---|---|---|']
     for name, res in results.items():
         for g in res['lr_grid']:
             mark = ' (chosen)' if g['lr'] == res['chosen_lr'] else ''
             if g is res['lr_grid'][-1] and res.get('lr_grid_missing'):
                 mark += f" (not run: {', '.join(f'{v:g}' for v in res['lr_grid_missing'])})"
 
+            ipf = g.get('select_fvu_interpolated')
             lines.append(f"| {name} | {g['lr']:g}{mark} | {g['sparsity']:.4g} | "
-                         f"{g['select_l0']:.2f} | {g['select_fvu']:.4f} |" if g['select_fvu'] is not None else
+                         f"{g['select_l0']:.2f} | {g['select_fvu']:.4f} | {'' if ipf is None else f'{ipf:.4f}'} |" if g['select_fvu'] is not None else
                          f"| {name} | {g['lr']:g} | {g['sparsity']:.4g} | diverged | diverged |")
     partial = partial_runs(args.out, {k for k, v in results.items() if not v.get('from_cache')})
     if partial:
