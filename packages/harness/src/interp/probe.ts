@@ -71,6 +71,7 @@ export async function runProbe(opts: ProbeCliOptions, log: (s: string) => void =
   if (!site) throw new Error('probe needs --site: the SAE folder names no hook_name');
   const { lm, tokenizer } = await openLanguageModel(o.lm);
   if (!lm.sites().includes(site)) throw new Error(`the LM has no site '${site}' (it has ${lm.sites().slice(0, 6).join(', ')}, …)`);
+  if (lm.siteDim(site) !== sae.cfg.dIn) throw new Error(`the LM's ${site} has d = ${lm.siteDim(site)} but the SAE's d_in is ${sae.cfg.dIn}`);
   const engine = await defaultEngine();
   const tasks = o.task === 'all' ? PROBE_TASKS : [o.task];
   const reports: TaskReport[] = [];

@@ -29,7 +29,7 @@ export interface StagePlan {
   points: string[];
 }
 
-const needsCalibration = (p: PointSpec) => p.target !== null && getArchitecture(p.arch).sparsityKnob === 'lambda';
+const needsCalibration = (p: PointSpec) => p.target !== null && getArchitecture(p.arch).sparsity.forL0Target(p.target) === null;
 const familyOf = (p: PointSpec) => `${p.arch}-x${p.expansion}`;
 
 /**
