@@ -55,6 +55,7 @@ export function buildProgram(): Command {
     .option('--eval-rows <n>', 'held-out rows at the end of the input for metrics (default 5%, ≤ 16384)', int('--eval-rows'))
     .option('--checkpoint-every <steps>', 'write the resumable training state every N steps', int('--checkpoint-every'), 200)
     .option('--dead-tokens <n>', 'topk, batchtopk: tokens without firing before a latent is dead (AuxK)', int('--dead-tokens'))
+    .option('--l0-target <l0>', 'λ-based archs: a controller moves λ during training to land on this mean L0 (frozen for the last 20%; --sparsity = start)', num('--l0-target'))
     .option('--quiet', 'no progress bar')
     .action(async (opts) => {
       await withSigint(async (signal) => {

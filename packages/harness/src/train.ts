@@ -25,6 +25,8 @@ import {
   saveTrainingState,
   scaleRows,
   OptimizerConfig,
+  L0Controller,
+  defaultL0ControllerOptions,
 } from '@saelab/core';
 import { type ActivationInput, openActivations, splitHeldOut } from './data.js';
 import { evaluateSae, metricsJson } from './evaluate.js';
@@ -57,6 +59,12 @@ export const trainOptionsSchema = z
     sparsityWarmup: z.number().int().nonnegative().optional(),
     lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']).optional(),
     gradClip: z.number().nonnegative().optional(),
+    /**
+     * One-pass L0 targeting (λ-based architectures): a controller moves λ during training so the run lands on
+     * this mean L0 (core sae/l0-controller.ts); --sparsity, if given, is its starting λ. λ is frozen for the
+     * last 20% of steps; the final λ is saved in the SAE's provenance.
+     */
+    l0Target: z.number().positive().optional(),
     /** Held-out rows at the end of the input, for the metrics in cfg.json. */
     evalRows: z.number().int().nonnegative().optional(),
     checkpointEvery: z.number().int().positive().default(200),
@@ -77,6 +85,7 @@ export const trainOptionsSchema = z
     const kArchs = K_ARCH_NAMES.join(' or ');
     if (byK && o.sparsity !== undefined) bad('sparsity', `${o.arch} is controlled by --k, not --sparsity`);
     if (!byK && o.k !== undefined) bad('k', `--k applies only to --arch ${kArchs}, not ${o.arch}`);
+    if (byK && o.l0Target !== undefined) bad('l0Target', `${o.arch} sets its L0 with --k; --l0-target is for λ-based architectures`);
     if (!byK && o.deadTokens !== undefined) bad('deadTokens', `--dead-tokens applies only to --arch ${kArchs}`);
     if (o.init !== undefined && o.bDecInit !== 'zero') bad('bDecInit', '--b-dec-init does not apply with --init (its b_dec is kept exactly)');
   });
@@ -98,6 +107,8 @@ export interface TrainResult {
   tokensPerSecond: number;
   normScale: number;
   metrics: MetricsSummary;
+  /** The λ of the end of training (the controller's frozen value with --l0-target; else the λ given), null for k. */
+  finalSparsity: number | null;
   /** Latents that never fired during the last quarter of training (the metric's "training window"). */
   deadFractionTrainWindow: number;
   interrupted: boolean;
@@ -150,7 +161,7 @@ export async function trainSae(
     };
     // --init folders hold raw-space (folded) weights: keep them exact by training without normalisation.
     const normalize = init ? 'none' : o.normalize;
-    const runConfig = { code: CODE_VERSION, arch: arch.name, cfg, trainer: trainerOptions, batch: o.batch, seed: o.seed, normalize, bDecInit: o.bDecInit, data: data.fingerprint, init: init ? o.init : null, bufferRows: o.bufferRows, evalRows: heldOut.rows };
+    const runConfig = { code: CODE_VERSION, arch: arch.name, cfg, trainer: trainerOptions, batch: o.batch, seed: o.seed, normalize, bDecInit: o.bDecInit, data: data.fingerprint, init: init ? o.init : null, bufferRows: o.bufferRows, evalRows: heldOut.rows, ...(o.l0Target !== undefined ? { l0Target: o.l0Target } : {}) };
     const configHash = hashOf(runConfig);
 
     // Normalisation scale C (E‖x/C‖² = 1), estimated on a sample of training rows.
@@ -165,6 +176,9 @@ export async function trainSae(
       params.b_dec!.data.set(median);
     }
     const trainer = new SaeTrainer(arch, cfg, params, trainerOptions, { engine });
+    if (o.l0Target !== undefined) {
+      trainer.l0Controller = new L0Controller(defaultL0ControllerOptions(o.l0Target, Math.max(sparsity, 1e-8), totalSteps, trainerOptions.sparsityWarmupSteps));
+    }
     let resumeFrom: StreamPosition | undefined;
     const statePath = statePathFor(o.out);
     if (await exists(statePath)) {
@@ -251,11 +265,13 @@ export async function trainSae(
           tokens_per_second: tokensPerSecond,
           metrics: metricsJson(metrics),
           dead_fraction_training_window: { value: deadFractionTrainWindow, steps: [trainer.firingWindowStart, trainer.step] },
+          ...(trainer.l0Controller ? { l0_controller: { target: o.l0Target, initial_lambda: trainer.l0Controller.options.initialLambda, final_lambda: trainer.l0Controller.lambda() } } : {}),
         },
       });
       await rm(statePath, { force: true });
     }
-    return { out: o.out, steps: trainer.step, tokens: trainer.step * o.batch, seconds, tokensPerSecond, normScale, metrics, deadFractionTrainWindow, interrupted };
+    const finalSparsity = arch.sparsityKnob === 'k' ? null : (trainer.l0Controller?.lambda() ?? sparsity);
+    return { out: o.out, steps: trainer.step, tokens: trainer.step * o.batch, seconds, tokensPerSecond, normScale, metrics, finalSparsity, deadFractionTrainWindow, interrupted };
   } finally {
     if (!hooks.source) await data.close();
   }

@@ -8,6 +8,7 @@ import { removeParallelGradient, normalizeRows } from '../decoder-norm.js';
 import { type Optimizer, OptimizerConfig, createOptimizer } from '../optim.js';
 import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './contract.js';
 import type { SparseLossAndGrads } from './ops.js';
+import type { L0Controller, L0ControllerState } from './l0-controller.js';
 import { Workspace } from '../fast/workspace.js';
 import { clipGradNorm, lrAt, warmupCoefficient } from '../schedule.js';
 import { type Params, type Tensor, dims2 } from '../tensor.js';
@@ -67,6 +68,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   /** The step at which the firing window was last reset. */
   firingWindowStart = 0;
   trainState: S;
+  /** One-pass L0 targeting: when set, λ comes from this controller (l0-controller.ts) instead of `options.sparsity`. */
+  l0Controller: L0Controller | null = null;
   /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
   readonly ctx: SaeContext;
 
@@ -85,7 +88,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
 
   /** λ at the current step (linear warm-up from 0). */
   sparsityCoeff(): number {
-    return warmupCoefficient(this.step, this.options.sparsityWarmupSteps, this.options.sparsity);
+    // With an L0 controller (one-pass L0 targeting) λ is the controller's, warmed up the same way.
+    return warmupCoefficient(this.step, this.options.sparsityWarmupSteps, this.l0Controller?.lambda() ?? this.options.sparsity);
   }
 
   lr(): number {
@@ -136,6 +140,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     }
     const fvu = batchFvu(x, out.xHat);
     ws.phase(null);
+    this.l0Controller?.observe(nonzero / rows);
     return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu, lr, sparsityCoeff: lambda, gradNorm };
   }
 
@@ -156,7 +161,12 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   exportState(): Record<string, unknown> {
     const fired: number[] = [];
     this.firedInWindow.forEach((v, i) => v && fired.push(i));
-    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null, firingWindow: { start: this.firingWindowStart, fired } };
+    return {
+      step: this.step,
+      arch: this.arch.exportTrainState?.(this.trainState) ?? null,
+      firingWindow: { start: this.firingWindowStart, fired },
+      ...(this.l0Controller ? { l0Controller: this.l0Controller.exportState() } : {}),
+    };
   }
 
   importState(json: Record<string, unknown>): void {
@@ -167,6 +177,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
       this.firedInWindow.fill(0);
       for (const i of window.fired) this.firedInWindow[i] = 1;
     }
+    if (json.l0Controller && this.l0Controller) this.l0Controller.importState(json.l0Controller as L0ControllerState);
     if (json.arch && this.arch.importTrainState) this.trainState = this.arch.importTrainState(this.cfg, json.arch as Record<string, unknown>);
   }
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { type LmEdit, runMeans, windowedLmStats } from '@saelab/activations';
 import { MetricsAccumulator, type PcaModel, SaeBenchExplainedVariance, type Tensor, fitPca, klDivScore, pcaReconstruct, writeFileAtomic, zeros } from '@saelab/core';
 import { rowRange } from '../data.js';
-import { hashOf } from '../train.js';
+import { hashOf } from '../hash.js';
 import { sourceHash } from './code-version.js';
 import type { SweepData } from './dataset.js';
 import { evalBlocks, forEachEvalGroup } from './eval-blocks.js';

@@ -37,6 +37,8 @@ export interface PointResult {
   /** The sparsity setting the final SAE was trained with. */
   sparsity: { knob: 'lambda' | 'k'; value: number };
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
+  /** One-pass L0 targeting (calibration.method 'controller'): the controller's starting and final λ. */
+  controller?: { initialLambda: number; finalLambda: number } | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
   /** Metrics as SAEBench/SAELens define them, latent density, per-window sums for the bootstrap (point-field.ts). */
@@ -96,8 +98,10 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const t0 = performance.now();
   let calibration: CalibrationResult | null = null;
   let value: number;
+  const controlled = p.target !== null && arch.sparsityKnob !== 'k' && c.calibration.method === 'controller';
   if (p.target === null) value = p.sparsity!;
   else if (arch.sparsityKnob === 'k') value = p.target;
+  else if (controlled) value = controllerStart(ctx, p);
   else {
     calibration = await calibrate(ctx, p, base, steps);
     value = calibration.lambda;
@@ -106,12 +110,14 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
 
   const full = (out: string, v: number): Promise<TrainResult> =>
     trainSae(
-      { ...base, out, steps, evalRows: data.heldOutRows, quiet: ctx.quiet ?? false, ...(arch.sparsityKnob === 'k' ? { k: v } : { sparsity: v }) },
+      { ...base, out, steps, evalRows: data.heldOutRows, quiet: ctx.quiet ?? false, ...(arch.sparsityKnob === 'k' ? { k: v } : { sparsity: v }), ...(controlled ? { l0Target: p.target! } : {}) },
       { engine, signal: ctx.signal, source: asInput(data.combined, data.description, data.fingerprint) },
     );
   const saeDir = join(dir, 'sae');
   let r = await full(saeDir, value);
   if (r.interrupted) throw new SweepInterrupted(p.id);
+  const controller = controlled ? { initialLambda: value, finalLambda: r.finalSparsity! } : null;
+  if (controller) value = controller.finalLambda;
 
   // Refinement: short calibration runs can land off; one full-length correction along the fitted slope. It
   // measures L0 on a tail of the training rows (which the full run also trained on; L0 barely depends on that),
@@ -157,6 +163,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     dSae: Math.round(p.expansion * data.d),
     sparsity: { knob: arch.sparsityKnob, value },
     calibration: calibration ? { ...calibration, refined } : null,
+    controller,
     metrics: { ...metricsJson(r.metrics), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
     field,
@@ -229,6 +236,14 @@ async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number
 
 /** Training rows (a tail) on which calibration and refinement measure L0. */
 const calibrationRows = (data: SweepData) => Math.max(1, Math.min(4096, Math.floor(data.trainRows * 0.05)));
+
+/**
+ * The controller's starting λ: the recipe's, for every point (deterministic, so a point's result does not depend
+ * on which other points finished first; the controller reaches the target from ×/÷ 20 away — core test).
+ */
+function controllerStart(ctx: PointContext, p: PointSpec): number {
+  return defaultSparsityFor(getArchitecture(p.arch), { dIn: ctx.data.d, dSae: Math.round(p.expansion * ctx.data.d), applyBDecToInput: true });
+}
 
 /** Calibrations of one architecture's settings on one dataset share a folder (targets and seeds reuse it). */
 function familyDir(ctx: PointContext, p: PointSpec): string {
