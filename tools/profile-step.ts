@@ -4,9 +4,9 @@
  * function-level profile run `node --cpu-prof --import tsx tools/bench.ts --arch topk --steps 2`.
  */
 import { type SaeContext, Rng, SaeTrainer, Workspace, defaultEngine, defaultSparsityFor, recipeOptions, type GemmEngine } from '@saelab/core';
-import { ARCHITECTURES } from '@saelab/harness';
+import { getArchitecture } from '@saelab/harness';
 
-const name = (process.argv[2] ?? 'topk') as keyof typeof ARCHITECTURES;
+const name = process.argv[2] ?? 'topk';
 const [dIn, dSae, batch] = [512, 4096, 4096];
 const base = await defaultEngine();
 const calls: { label: string; ms: number }[] = [];
@@ -19,8 +19,9 @@ const engine: GemmEngine = {
     return r;
   },
 };
-const arch = ARCHITECTURES[name];
-const cfg = arch.configSchema.parse({ dIn, dSae, ...(ARCHITECTURES[name].sparsityKnob === 'k' ? { k: 32 } : {}) });
+const arch = getArchitecture(name);
+// Sparsity value 32 where it is k (a long run's windows: nothing dead in two steps); λ architectures run at init.
+const cfg = arch.configSchema.parse({ dIn, dSae, ...(arch.runConfig?.({ sparsity: 32, batch, totalTokens: 1e11 }) ?? {}) });
 const params = arch.init(cfg, new Rng(1));
 const workspace = new Workspace();
 const ctx: SaeContext = { engine, workspace };

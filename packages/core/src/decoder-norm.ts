@@ -5,6 +5,14 @@
  * Rows with zero norm have no direction: they are left unchanged by normalisation, projection and folding.
  */
 import { type Tensor, assertShape, dims2 } from './tensor.js';
+import { normalizeRowsWasm, projectRowsWasm, wasmRowKernelsAvailable } from './fast/wasm.js';
+
+/**
+ * The projection and the normalisation run as WebAssembly kernels where available (fast/kernels.wat: the same f64
+ * sums in the same order, two rows at a time, so bit-identical to the TypeScript loops kept below as `…Ts`, which
+ * a test checks). `SAELAB_OPTIM_KERNELS=ts` forces the TypeScript loops.
+ */
+const useWasm = () => process.env.SAELAB_OPTIM_KERNELS !== 'ts' && wasmRowKernelsAvailable();
 
 /** Euclidean norm of each row of a [m, d] matrix. */
 export function rowNorms(W: Tensor): Float32Array {
@@ -34,7 +42,12 @@ export function normalizeRows(W: Tensor, target = 1): Float32Array {
 function normalizeRows64(W: Tensor, target: number, fn: string): Float64Array {
   if (!Number.isFinite(target) || target <= 0) throw new Error(`${fn}: target must be finite and > 0, got ${target}`);
   const [m, d] = dims2(W, `${fn}: W`);
-  const w = W.data;
+  if (useWasm()) return normalizeRowsWasm(W.data, m, d, target);
+  return normalizeRows64Ts(W.data, m, d, target);
+}
+
+/** The row normalisation loop in TypeScript (the WebAssembly kernel's reference): returns the norms before. */
+export function normalizeRows64Ts(w: Float32Array, m: number, d: number, target: number): Float64Array {
   const norms = new Float64Array(m);
   for (let i = 0; i < m; i++) {
     const n = Math.sqrt(rowDot(w, i * d, w, i * d, d));
@@ -54,8 +67,12 @@ function normalizeRows64(W: Tensor, target: number, fn: string): Float64Array {
 export function removeParallelGradient(W: Tensor, dW: Tensor): void {
   const [m, d] = dims2(W, 'removeParallelGradient: W');
   assertShape(dW, [m, d], 'removeParallelGradient: dW');
-  const w = W.data;
-  const g = dW.data;
+  if (useWasm()) projectRowsWasm(W.data, dW.data, m, d);
+  else removeParallelGradientTs(W.data, dW.data, m, d);
+}
+
+/** The projection loop in TypeScript (the WebAssembly kernel's reference). */
+export function removeParallelGradientTs(w: Float32Array, g: Float32Array, m: number, d: number): void {
   for (let i = 0; i < m; i++) {
     const o = i * d;
     const nn = rowDot(w, o, w, o, d);

@@ -36,6 +36,8 @@ export {
   globalTopK,
   globalTopKCut,
   rowsAbove,
+  rowsAboveTs,
+  rowsBetween,
   sampledDotsTs,
   sampledDotsWasm,
   scatterOuterTs,
@@ -134,14 +136,30 @@ export {
   type ArchName,
   type BaseSaeConfig,
   type LossAndGrads,
+  type RunInfo,
+  type RunOption,
   type SaeArchitecture,
   type SaeContext,
   type SaelensArchitecture,
+  type SparsityKnob,
   type TrainingRecipe,
   baseSaeConfigSchema,
   defaultSparsityFor,
+  kSparsity,
+  penaltySparsity,
 } from './sae/contract.js';
+export { type SaeDefinition, type SaelensFields, type TrainStateCodec, defineSae } from './sae/define.js';
 export {
+  architectureForSaelens,
+  architectureNames,
+  getArchitecture,
+  registerArchitecture,
+  registeredArchitectures,
+  saelensActivationFn,
+  saelensArchitectureIs,
+} from './sae/registry.js';
+export {
+  type DictionaryParams,
   type SparseLossAndGrads,
   accumulate,
   decodeAffine,
@@ -149,6 +167,7 @@ export {
   encoderBackward,
   encoderInput,
   encoderPre,
+  encodeAboveThreshold,
   encoderTopK,
   foldInputScale,
   freshContext,
@@ -159,7 +178,31 @@ export {
 } from './sae/ops.js';
 export { type StepStats, type TrainerOptions, SaeTrainer, batchFvu, recipeOptions, trainerOptionsSchema } from './sae/trainer.js';
 export { type L0ControllerOptions, type L0ControllerState, L0Controller, defaultL0ControllerOptions, l0ControllerOptionsSchema } from './sae/l0-controller.js';
-export { SAELAB_VERSION, loadSaeAs, saveSae } from './sae/folder.js';
+export {
+  type AuxKConfig,
+  type DeadLatentState,
+  auxKConfigFields,
+  auxKFieldsFromSaelens,
+  auxKPossible,
+  auxKSaelensFields,
+  deadLatentState,
+  deadLatentsAuxK,
+  deadTokensFor,
+  updateDeadLatents,
+} from './sae/auxk.js';
+export {
+  type BatchThresholdState,
+  type BatchTopKState,
+  batchThresholdConfigFields,
+  batchThresholdSaelensFields,
+  batchThresholdState,
+  batchTopKFamily,
+  batchTopKSelect,
+  encodeWithBatchThreshold,
+  kRunConfig,
+  updateBatchThreshold,
+} from './sae/batch-threshold.js';
+export { type LoadedSae, SAELAB_VERSION, loadSae, loadSaeAs, saelensConfig, saveSae, servedForm } from './sae/folder.js';
 export {
   type MetricDefinition,
   type MetricRecord,

@@ -5,9 +5,13 @@
  *
  * State (moments, momentum buffers) is float32 like the parameters; each element's update is computed in
  * double precision (JS numbers) and rounded once when stored. `step` allocates nothing.
+ * Adam/AdamW run as a WebAssembly SIMD kernel where available (fast/kernels.wat `adam_update`: the same f64
+ * operations in the same order, so bit-identical to the TypeScript loop `adamUpdateTs`, which a test checks);
+ * `SAELAB_OPTIM_KERNELS=ts` forces the TypeScript loop.
  */
 import { z } from 'zod';
 import { type Params, type Tensor, sameShape, zeros } from './tensor.js';
+import { adamUpdateWasm, wasmAdamAvailable } from './fast/wasm.js';
 
 export const OptimizerConfig = z
   .object({
@@ -157,6 +161,9 @@ export function createOptimizer(cfgIn: OptimizerConfigInput, params: Params, opt
   };
 }
 
+/** The WebAssembly Adam kernel unless unavailable or `SAELAB_OPTIM_KERNELS=ts`. */
+const useWasmAdam = process.env.SAELAB_OPTIM_KERNELS !== 'ts' && wasmAdamAvailable();
+
 /**
  * One Adam/AdamW update of a flat tensor (PyTorch `_single_tensor_adam`):
  *   θ ← θ(1 − lr·wd)                       (AdamW only, decoupled; Loshchilov & Hutter 2019)
@@ -173,10 +180,33 @@ function adamUpdate(
   decoupledDecay: number,
   t: number,
 ): void {
-  const { beta1: b1, beta2: b2, eps } = cfg;
-  const stepSize = lr / (1 - Math.pow(b1, t));
-  const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
-  const shrink = 1 - lr * decoupledDecay;
+  const scalars = adamScalars(lr, cfg, decoupledDecay, t);
+  if (useWasmAdam) adamUpdateWasm(w, g, m, v, scalars);
+  else adamUpdateTs(w, g, m, v, scalars);
+}
+
+/** The per-step scalars of the update: stepSize = lr/(1−β1^t), bc2Sqrt = √(1−β2^t), shrink = 1 − lr·wd. */
+export function adamScalars(lr: number, cfg: OptimizerConfig, decoupledDecay: number, t: number) {
+  const { beta1, beta2, eps } = cfg;
+  return {
+    beta1,
+    beta2,
+    eps,
+    stepSize: lr / (1 - Math.pow(beta1, t)),
+    bc2Sqrt: Math.sqrt(1 - Math.pow(beta2, t)),
+    shrink: 1 - lr * decoupledDecay,
+  };
+}
+
+/** The update's element loop in TypeScript (the reference the WebAssembly kernel must equal bit for bit). */
+export function adamUpdateTs(
+  w: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  s: ReturnType<typeof adamScalars>,
+): void {
+  const { beta1: b1, beta2: b2, eps, stepSize, bc2Sqrt, shrink } = s;
   const n = w.length;
   for (let j = 0; j < n; j++) {
     const gj = g[j]!;

@@ -7,8 +7,8 @@ export interface Tensor {
   readonly shape: readonly number[];
 }
 
-/** A model's parameters: named tensors. SAE parameter names are SAELens's (W_enc, W_dec, b_enc, ...). */
-export type Params = Record<string, Tensor>;
+/** A model's parameters: named tensors (K: their names, so a typo is a type error). SAE parameter names are SAELens's (W_enc, W_dec, b_enc, ...). */
+export type Params<K extends string = string> = Record<K, Tensor>;
 
 export function numel(shape: readonly number[]): number {
   let n = 1;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { foldDecoderNorms, normalizeRows, removeParallelGradient, rowNorms } from '../src/decoder-norm.js';
+import { foldDecoderNorms, normalizeRows, normalizeRows64Ts, removeParallelGradient, removeParallelGradientTs, rowNorms } from '../src/decoder-norm.js';
+import { normalizeRowsWasm, projectRowsWasm, transposeWasm, wasmRowKernelsAvailable } from '../src/fast/wasm.js';
 import { Rng } from '../src/rng.js';
 import { type Tensor, zeros } from '../src/tensor.js';
 
@@ -133,5 +134,34 @@ describe('foldDecoderNorms', () => {
     expect(() => foldDecoderNorms({ W_enc: zeros([4, 3]), W_dec })).toThrow(/W_enc/);
     expect(() => foldDecoderNorms({ W_enc: zeros([3, 4]), W_dec, perLatent: [zeros([3])] })).toThrow(/perLatent\[0\]/);
     expect(W_dec).toEqual(copy);
+  });
+});
+
+describe('decoder-row WebAssembly kernels', () => {
+  it.skipIf(!wasmRowKernelsAvailable())('projection and normalisation equal the TypeScript loops bit for bit (odd m, zero rows, tiny and huge rows)', () => {
+    const rng = new Rng(5);
+    for (const [m, d] of [[1, 3], [7, 5], [4096, 512], [33, 768]] as const) {
+      const w = Float32Array.from({ length: m * d }, (_, i) => rng.normal() * 10 ** ((Math.floor(i / d) % 9) - 4));
+      const g = Float32Array.from({ length: m * d }, () => rng.normal());
+      if (m > 2) w.fill(0, d, 2 * d); // a row with no direction
+      const [w2, g2] = [w.slice(), g.slice()];
+      removeParallelGradientTs(w, g, m, d);
+      projectRowsWasm(w2, g2, m, d);
+      expect(Buffer.from(g2.buffer).equals(Buffer.from(g.buffer)), `projection, [${m}, ${d}]`).toBe(true);
+      const norms = normalizeRows64Ts(w, m, d, 1.5);
+      const norms2 = normalizeRowsWasm(w2, m, d, 1.5);
+      expect(Buffer.from(w2.buffer).equals(Buffer.from(w.buffer)), `normalisation, [${m}, ${d}]`).toBe(true);
+      expect(Array.from(norms2)).toEqual(Array.from(norms));
+    }
+  });
+
+  it.skipIf(!wasmRowKernelsAvailable())('transposeWasm is the transpose; shapes not a multiple of 4 are refused', () => {
+    const rng = new Rng(6);
+    const [r, c] = [12, 20];
+    const a = Float32Array.from({ length: r * c }, () => rng.normal());
+    const out = new Float32Array(r * c);
+    transposeWasm(a, r, c, out);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) expect(out[j * r + i]).toBe(a[i * c + j]);
+    expect(() => transposeWasm(a, 6, 40, out)).toThrow(/multiple of 4/);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createOptimizer, type OptimizerConfigInput } from '../src/optim.js';
+import { OptimizerConfig, adamScalars, adamUpdateTs, createOptimizer, type OptimizerConfigInput } from '../src/optim.js';
+import { adamUpdateWasm, wasmAdamAvailable } from '../src/fast/wasm.js';
 import { Rng } from '../src/rng.js';
 import { type Params, zeros } from '../src/tensor.js';
 
@@ -199,5 +200,41 @@ describe('optimizer validation', () => {
     expect(() => opt.step(params, { ...g, b_enc: zeros([6]) })).toThrow(/'b_enc' expected shape \[5\]/);
     expect(() => opt.step(params, g, Number.NaN)).toThrow(/learning rate/);
     expect(opt.stepCount).toBe(0);
+  });
+});
+
+describe('Adam WebAssembly kernel', () => {
+  it.skipIf(!wasmAdamAvailable())('equals the TypeScript loop bit for bit (odd lengths, chunk edges, β1 = 0, AdamW, extreme gradients)', () => {
+    const rng = new Rng(11);
+    const cases: [number, OptimizerConfigInput, number][] = [
+      [1, { kind: 'adam', lr: 1e-3 }, 0],
+      [3, { kind: 'adam', lr: 1e-3, beta1: 0 }, 0],
+      [5, { kind: 'adamw', lr: 3e-4, weightDecay: 0.1 }, 0.1],
+      [(1 << 14) + 3, { kind: 'adam', lr: 2e-4 }, 0],
+      [3 * (1 << 14) - 1, { kind: 'adamw', lr: 7e-5, beta1: 0, beta2: 0.99, eps: 1e-6, weightDecay: 0.01 }, 0.01],
+    ];
+    for (const [n, cfgIn, wd] of cases) {
+      const cfg = OptimizerConfig.parse(cfgIn);
+      const w = Float32Array.from({ length: n }, () => rng.normal());
+      const m = new Float32Array(n);
+      const v = new Float32Array(n);
+      const [w2, m2, v2] = [w.slice(), m.slice(), v.slice()];
+      for (let t = 1; t <= 4; t++) {
+        // gradients over 12 decades, exact zeros and subnormal-sized values, so ε and rounding both matter
+        const g = Float32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? 0 : rng.normal() * 10 ** ((i % 13) - 8)));
+        if (n > 2) g[1] = 1e-40;
+        const s = adamScalars(cfg.lr / t, cfg, wd, t);
+        adamUpdateTs(w, g, m, v, s);
+        adamUpdateWasm(w2, g, m2, v2, s);
+      }
+      for (const [a, b, what] of [[w, w2, 'w'], [m, m2, 'm'], [v, v2, 'v']] as const) {
+        expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer)), `${what}, n = ${n}`).toBe(true);
+      }
+    }
+  });
+
+  it.skipIf(!wasmAdamAvailable())('adamUpdateWasm rejects arrays of different lengths', () => {
+    const s = adamScalars(1e-3, OptimizerConfig.parse({ kind: 'adam', lr: 1e-3 }), 0, 1);
+    expect(() => adamUpdateWasm(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float32Array(4), s)).toThrow(/lengths 4, 3/);
   });
 });

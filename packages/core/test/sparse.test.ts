@@ -6,6 +6,8 @@ import {
   globalTopK,
   globalTopKCut,
   rowsAbove,
+  rowsAboveTs,
+  rowsBetween,
   sampledDotsTs,
   sampledDotsWasm,
   scatterOuterTs,
@@ -19,6 +21,7 @@ import {
   type Tensor,
 } from '../src/index.js';
 import { KERNELS_WASM_BASE64 } from '../src/fast/kernels-wasm.js';
+import { rowsAboveWasm, wasmScanAvailable } from '../src/fast/wasm.js';
 import { assembleWat } from '../src/wasm-build.js';
 import { maxRelError } from '../src/reference.js';
 
@@ -226,5 +229,49 @@ describe('nonlinearities producing sparse rows', () => {
     const out = new Float32Array(37 * 70);
     transposeInto(a.data, 37, 70, out);
     for (let i = 0; i < 37; i++) for (let j = 0; j < 70; j++) expect(out[j * 37 + i]).toBe(a.data[i * 70 + j]);
+  });
+});
+
+describe('rowsAboveWasm', () => {
+  it.skipIf(!wasmScanAvailable(12))('gives the TypeScript scan\'s entries exactly (ties at the threshold, -0, NaN, -Inf, all/none above, several blocks)', () => {
+    const rng = new Rng(21);
+    for (const [rows, cols] of [[1, 4], [7, 12], [300, 4096], [2, 1 << 19]] as const) {
+      const pre = { data: new Float32Array(rows * cols), shape: [rows, cols] };
+      // a coarse grid, so values equal to their threshold are common
+      for (let i = 0; i < pre.data.length; i++) pre.data[i] = Math.round(rng.normal() * 4) / 4;
+      pre.data[0] = NaN;
+      if (pre.data.length > 3) [pre.data[1], pre.data[2], pre.data[3]] = [-0, -Infinity, Infinity];
+      const theta = Float32Array.from({ length: cols }, (_, j) => (j % 5 === 0 ? Math.round(rng.normal() * 4) / 4 : j % 5 === 1 ? -Infinity : j % 5 === 2 ? Infinity : 0.5));
+      const ref = new SparseRows().reset(rows, cols);
+      rowsAboveTs(pre.data, rows, cols, theta, ref);
+      const out = new SparseRows().reset(rows, cols);
+      rowsAboveWasm(pre.data, rows, cols, theta, out);
+      expect(out.nnz).toBe(ref.nnz);
+      expect(Array.from(out.rowPtr.subarray(0, rows + 1))).toEqual(Array.from(ref.rowPtr.subarray(0, rows + 1)));
+      expect(Buffer.from(out.indices.buffer, 0, 4 * ref.nnz).equals(Buffer.from(ref.indices.buffer, 0, 4 * ref.nnz))).toBe(true);
+      expect(Buffer.from(out.values.buffer, 0, 4 * ref.nnz).equals(Buffer.from(ref.values.buffer, 0, 4 * ref.nnz))).toBe(true);
+      // the open window lo < v < hi (JumpReLU's), against a plain loop
+      const hi = theta.map((t, j) => (j % 3 === 0 ? t + 0.5 : j % 3 === 1 ? t : Infinity));
+      const win = new SparseRows().reset(rows, cols);
+      rowsAboveWasm(pre.data, rows, cols, theta, win, hi);
+      const want: number[] = [];
+      const wantPtr = [0];
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) {
+          const v = pre.data[r * cols + j]!;
+          if (v > theta[j]! && v < hi[j]!) want.push(j);
+        }
+        wantPtr.push(want.length);
+      }
+      expect(Array.from(win.rowPtr.subarray(0, rows + 1))).toEqual(wantPtr);
+      expect(Array.from(win.indices.subarray(0, win.nnz))).toEqual(want);
+      // the dispatching entry points give the same
+      expect(Array.from(rowsAbove(pre, theta).indices.subarray(0, ref.nnz))).toEqual(Array.from(ref.indices.subarray(0, ref.nnz)));
+      expect(Array.from(rowsBetween(pre, theta, hi).indices.subarray(0, win.nnz))).toEqual(want);
+    }
+  });
+
+  it('is not offered for rows whose length is not a multiple of 4', () => {
+    expect(wasmScanAvailable(6)).toBe(false);
   });
 });

@@ -9,12 +9,16 @@ import { openActivations } from './data.js';
 import { evaluateSae, lmFidelity, metricsJson } from './evaluate.js';
 import { openLanguageModel } from './lm-sources.js';
 import { corpusWindows } from '@saelab/activations';
-import { ARCH_NAMES } from './registry.js';
+import { ARCH_NAMES, getArchitecture } from './registry.js';
+import type { SaeArchitecture } from '@saelab/core';
 import { type LoadedSae, loadSae } from './sae-folder.js';
 import { trainSae } from './train.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerSweepCommands } from './sweep/cli.js';
 import { registerInterpCommands } from './interp/cli.js';
+
+/** The registered architectures that `uses`, as "a / b / c" for help texts. */
+const archsReading = (uses: (a: SaeArchitecture<any, any>) => boolean) => ARCH_NAMES.filter((n) => uses(getArchitecture(n))).join(' / ');
 
 export function buildProgram(): Command {
   const program = new Command('saelab')
@@ -31,8 +35,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--arch <name>', 'architecture').choices(ARCH_NAMES).makeOptionMandatory())
     .requiredOption('--activations <file>', 'activations: .npy [N, d] (float32/float16) or .safetensors[#tensor]')
     .requiredOption('--out <dir>', 'output SAELens folder')
-    .option('--sparsity <value>', 'λ for relu / gated / jumprelu (default: the recipe value)', num('--sparsity'))
-    .option('--k <k>', 'active latents per row for topk (per row on average for batchtopk)', int('--k'))
+    .option('--sparsity <value>', `λ for ${archsReading((a) => a.sparsity.flag === 'sparsity')} (default: the recipe value)`, num('--sparsity'))
+    .option('--k <k>', `active latents per row for ${archsReading((a) => a.sparsity.flag === 'k')} (on average, for batch-level selection)`, int('--k'))
     .option('--d-sae <m>', 'dictionary size', int('--d-sae'))
     .option('--expansion <e>', 'dictionary size as a multiple of d_in (default 8)', num('--expansion'))
     .option('--steps <n>', 'training steps', int('--steps'))
@@ -52,9 +56,9 @@ export function buildProgram(): Command {
     .option('--sparsity-warmup <steps>', 'linear λ warm-up steps', int('--sparsity-warmup'))
     .addOption(new Option('--lr-schedule <kind>', 'LR schedule after warm-up').choices(['constant', 'cosine', 'linear-decay']))
     .option('--grad-clip <norm>', 'global gradient-norm clip (0 = off)', num('--grad-clip'))
-    .option('--eval-rows <n>', 'held-out rows at the end of the input for metrics (default 5%, ≤ 16384)', int('--eval-rows'))
+    .option('--eval-rows <n>', 'held-out rows at the end of the input for metrics (default 5%, ≤ 16384; 0: train on all rows, no metrics)', int('--eval-rows'))
     .option('--checkpoint-every <steps>', 'write the resumable training state every N steps', int('--checkpoint-every'), 200)
-    .option('--dead-tokens <n>', 'topk, batchtopk: tokens without firing before a latent is dead (AuxK)', int('--dead-tokens'))
+    .option('--dead-tokens <n>', `${archsReading((a) => a.runOptions?.includes('deadTokens') === true)}: tokens without firing before a latent is dead (AuxK)`, int('--dead-tokens'))
     .option('--l0-target <l0>', 'λ-based archs: a controller moves λ during training to land on this mean L0 (frozen for the last 20%; --sparsity = start)', num('--l0-target'))
     .option('--quiet', 'no progress bar')
     .action(async (opts) => {
@@ -63,9 +67,8 @@ export function buildProgram(): Command {
         if (r.interrupted) process.exitCode = 130;
         else {
           const m = r.metrics;
-          process.stderr.write(
-            `wrote ${r.out}: ${r.steps} steps, ${Math.round(r.tokensPerSecond)} tok/s; held-out L0 ${m.l0.mean.toFixed(2)}, FVU ${m.fvu?.toFixed(4)}, MSE ${m.mse.toPrecision(4)}\n`,
-          );
+          const held = m ? `held-out L0 ${m.l0.mean.toFixed(2)}, FVU ${m.fvu?.toFixed(4)}, MSE ${m.mse.toPrecision(4)}` : 'no held-out rows (--eval-rows 0): no metrics';
+          process.stderr.write(`wrote ${r.out}: ${r.steps} steps, ${Math.round(r.tokensPerSecond)} tok/s; ${held}\n`);
         }
       });
     });

@@ -3,6 +3,7 @@ export * from './sae-folder.js';
 export * from './data.js';
 export * from './evaluate.js';
 export * from './train.js';
+export * from './train-run.js';
 export * from './hash.js';
 export * from './codec.js';
 export { buildProgram, main } from './cli.js';

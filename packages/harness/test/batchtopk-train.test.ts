@@ -44,9 +44,9 @@ describe('saelab train --arch batchtopk', () => {
     const asBatchTopK = await batchTopK.encode(loaded.params, held, batchTopK.configSchema.parse({ dIn: D_IN, dSae: 64, k: 4 }), { engine: jsEngine });
     expect(Array.from(asJumpRelu.data)).toEqual(Array.from(asBatchTopK.data));
     // The running-average threshold puts the held-out L0 near the training L0 of exactly k.
-    expect(r.metrics.l0.mean).toBeGreaterThan(2);
-    expect(r.metrics.l0.mean).toBeLessThan(8);
-    expect(r.metrics.fvu!).toBeLessThan(0.5);
+    expect(r.metrics!.l0.mean).toBeGreaterThan(2);
+    expect(r.metrics!.l0.mean).toBeLessThan(8);
+    expect(r.metrics!.fvu!).toBeLessThan(0.5);
   });
 
   it('is controlled by --k: --sparsity is refused by name', async () => {

@@ -25,12 +25,12 @@ describe('saelab train: flags', () => {
   it('unknown --arch', async () => {
     const r = await train('--arch', 'sparsemax');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--arch <name>' argument 'sparsemax' is invalid\. Allowed choices are relu, gated, topk, jumprelu/);
+    expect(r.stderr).toMatch(/--arch <name>' argument 'sparsemax' is invalid\. Allowed choices are relu, gated, topk, batchtopk, jumprelu/);
   });
   it('--k with relu', async () => {
     const r = await train('--arch', 'relu', '--k', '4');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--k: --k applies only to --arch topk or batchtopk, not relu/);
+    expect(r.stderr).toMatch(/--k: --k applies only to --arch topk,? (or )?batchtopk\b[^,]*(, \w+)*( or \w+)?, not relu/);
   });
   it('--sparsity with topk', async () => {
     const r = await train('--arch', 'topk', '--sparsity', '0.1');

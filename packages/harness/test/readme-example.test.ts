@@ -3,7 +3,7 @@
  * inside the repo (so '@saelab/*' resolve), and check what it computed.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -32,7 +32,8 @@ it('the README quick start runs and produces sparse latents', () => {
 });
 
 describe('each architecture package README example runs', () => {
-  for (const pkg of ['sae-relu', 'sae-gated', 'sae-topk', 'sae-jumprelu']) {
+  // Every architecture package (sae-*), so a new one's README is checked without listing it here.
+  for (const pkg of readdirSync(join(root, 'packages')).filter((d) => d.startsWith('sae-')).sort()) {
     it(pkg, () => {
       const out = runExample(`packages/${pkg}/README.md`, 'console.log(JSON.stringify({ RESULT: { loss, l0: latents.data.filter((v) => v !== 0).length / 1024 } }));');
       const { RESULT } = JSON.parse(out.trim().split('\n').pop()!);

@@ -25,6 +25,8 @@ const raw = {
   grid: { architectures: ['relu', 'topk'], l0Targets: [2, 4] },
   training: { tokens: 3000, batch: 250, lr: 0.01 },
   calibration: { maxIters: 3, minSteps: 4, stepsFraction: 0.5, tolerance: 0.3, refineRuns: 0 },
+  // Toy-sized probing data and dashboards (the interpretability section runs in every sweep with an LM).
+  interp: { maxPerClass: 40, posDocTokens: 64, dashboardTokens: 1500, dashboardLatents: 4 },
 };
 
 describe('sweep end to end (default source: Longhorn LM on the npm corpora)', () => {
@@ -42,6 +44,27 @@ describe('sweep end to end (default source: Longhorn LM on the npm corpora)', ()
     expect(fj.summaries.map((s: { metric: string }) => s.metric)).toEqual(['ΔLM loss', 'FVU']);
     expect(first.computed).toBe(4);
     expect(readFileSync(join(first.runDir, 'report.md'), 'utf8')).toMatch(/!\[frontiers\]\(frontier.png\)/);
+  });
+
+  it('probes every point, writes one dashboard per architecture and links them from report.html', () => {
+    const fj = JSON.parse(readFileSync(join(first.runDir, 'frontier.json'), 'utf8'));
+    for (const p of fj.points) {
+      expect(Object.keys(p.probe).sort()).toEqual(['brown-genre', 'pos', 'sotu-era', 'sotu-party']);
+      for (const t of Object.values(p.probe) as { meanAccuracy: Record<string, number> }[]) {
+        expect(Object.keys(t.meanAccuracy)).toEqual(['1', '2', '5', '20']);
+        for (const a of Object.values(t.meanAccuracy)) expect(a).toBeGreaterThanOrEqual(0);
+      }
+    }
+    expect(Object.keys(fj.interpretability.baselines).sort()).toEqual(['brown-genre', 'pos', 'sotu-era', 'sotu-party']);
+    expect(fj.interpretability.dashboards.map((d: { arch: string }) => d.arch).sort()).toEqual(['relu', 'topk']);
+    const html = readFileSync(join(first.runDir, 'report.html'), 'utf8');
+    expect(html).toMatch(/<section id="interpretability">/);
+    expect(html).toMatch(/Fidelity ordering \(ΔLM loss/);
+    for (const d of fj.interpretability.dashboards) {
+      expect(html).toContain(`href="${d.path}"`);
+      expect(existsSync(join(first.runDir, d.path))).toBe(true);
+    }
+    expect(html).not.toMatch(/<script|src="http|href="http/);
   });
 
   it('measures every point on the same held-out tokens, TopK at exactly k', () => {

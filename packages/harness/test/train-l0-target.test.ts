@@ -27,7 +27,7 @@ describe('--l0-target', () => {
       const r = await trainSae(
         { arch, activations: xPath, out, dSae: 48, batch: 256, steps: 500, lr, l0Target: 6, evalRows: 4000, quiet: true, sparsityWarmup: 50 },
       );
-      expect(Math.abs(r.metrics.l0.mean / 6 - 1)).toBeLessThan(0.25);
+      expect(Math.abs(r.metrics!.l0.mean / 6 - 1)).toBeLessThan(0.25);
       const sae = await loadSae(out);
       const ctl = (sae.json.saelab as { l0_controller: { final_lambda: number; initial_lambda: number } }).l0_controller;
       expect(ctl.final_lambda).toBe(r.finalSparsity);

@@ -119,8 +119,8 @@ describe('normalisation folding (--normalize auto)', () => {
     const { f } = encode64(saelens[arch], p, heldScaled, EVAL_ROWS, D_IN, D_SAE, { k: 3 });
     const xHat = decode64(f, EVAL_ROWS, D_IN, D_SAE, p.W_dec!, p.b_dec!).map((v) => v * C);
     const want = metrics64(held, xHat, f, EVAL_ROWS, D_IN, D_SAE);
-    expect(r.metrics.l0.mean).toBeCloseTo(want.l0, 10);
-    expect(Math.abs(r.metrics.mse - want.mse) / want.mse).toBeLessThan(1e-4);
-    expect(Math.abs(r.metrics.fvu! - want.fvu) / want.fvu).toBeLessThan(1e-4);
+    expect(r.metrics!.l0.mean).toBeCloseTo(want.l0, 10);
+    expect(Math.abs(r.metrics!.mse - want.mse) / want.mse).toBeLessThan(1e-4);
+    expect(Math.abs(r.metrics!.fvu! - want.fvu) / want.fvu).toBeLessThan(1e-4);
   });
 });

@@ -14,22 +14,23 @@
 import { z } from 'zod';
 import {
   type SaeContext,
-  type LossAndGrads,
   type Params,
-  type SaeArchitecture,
   type SparseRows,
   type Tensor,
   accumulate,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
+  defineSae,
   encoderBackward,
   encoderInput,
   encoderPre,
   freshContext,
   initTiedDictionary,
   lossAndGradsResult,
+  penaltySparsity,
   reconstructionLoss,
+  rowsAbove,
   sampledDots,
   workspaceOf,
   zeros,
@@ -37,6 +38,7 @@ import {
 
 export const gatedConfigSchema = baseSaeConfigSchema;
 export type GatedConfig = z.infer<typeof gatedConfigSchema>;
+type GatedParams = 'W_enc' | 'b_gate' | 'r_mag' | 'b_mag' | 'W_dec' | 'b_dec';
 
 interface GatedForward {
   input: Tensor;
@@ -51,23 +53,19 @@ interface GatedForward {
 }
 
 /** Encoder forward (eqs. 5–6): one dense GEMM for P, then both paths only where the gate is open. */
-async function gatedForward(p: Params, x: Tensor, cfg: GatedConfig, ctx: SaeContext): Promise<GatedForward> {
+async function gatedForward(p: Params<GatedParams>, x: Tensor, cfg: GatedConfig, ctx: SaeContext): Promise<GatedForward> {
   const ws = workspaceOf(ctx);
-  const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
-  const shared = await encoderPre(ctx, input, p.W_enc!, null);
+  const input = encoderInput(x, p.b_dec, cfg.applyBDecToInput, ctx);
+  const shared = await encoderPre(ctx, input, p.W_enc, null);
   const [rows, m] = shared.shape as [number, number];
-  const magScale = p.r_mag!.data.map(Math.exp);
-  const bGate = p.b_gate!.data;
-  const bMag = p.b_mag!.data;
+  const magScale = p.r_mag.data.map(Math.exp);
+  const bGate = p.b_gate.data;
+  const bMag = p.b_mag.data;
   const gateAct = ws.sparseRows('gate', rows, m);
-  for (let r = 0; r < rows; r++) {
-    gateAct.reserve(m);
-    for (let i = 0, o = r * m; i < m; i++) {
-      const g = shared.data[o + i]! + bGate[i]!;
-      if (g > 0) gateAct.push(i, g);
-    }
-    gateAct.endRow();
-  }
+  // The gate is open where P + b_gate > 0, i.e. P > −b_gate (the same entries: −b_gate is exact, and the sign of
+  // P + b_gate in float64 is that of the exact sum): one SIMD scan over P, then π_gate on the open entries only.
+  rowsAbove(shared, bGate.map((b) => -b), gateAct);
+  forEachEntry(gateAct, (e, _r, i) => (gateAct.values[e] = gateAct.values[e]! + bGate[i]!));
   const f = gateAct.withValues(ws.buffer('f', gateAct.nnz));
   forEachEntry(gateAct, (e, r, i) => {
     const mag = shared.data[r * m + i]! * magScale[i]! + bMag[i]!;
@@ -87,11 +85,12 @@ function float64ToTensor(a: Float64Array): Tensor {
   return t;
 }
 
-export const gated: SaeArchitecture<GatedConfig> = {
+export const gated = defineSae<GatedConfig, undefined, GatedParams>({
   name: 'gated',
+  source: import.meta.url,
   saelensArchitecture: 'gated',
-  sparsityKnob: 'lambda',
-  decoderConstraint: () => 'unit-norm',
+  sparsity: penaltySparsity,
+  decoderConstraint: 'unit-norm',
   configSchema: gatedConfigSchema,
   // Paper: Adam; β1 = 0 works well for Gated (docs/specs/sae.md).
   recipe: {
@@ -115,18 +114,19 @@ export const gated: SaeArchitecture<GatedConfig> = {
   init(cfg, rng) {
     const { W_enc, W_dec, b_dec } = initTiedDictionary(cfg.dIn, cfg.dSae, rng);
     const m = [cfg.dSae];
-    return { W_enc: W_enc!, b_gate: zeros(m), r_mag: zeros(m), b_mag: zeros(m), W_dec: W_dec!, b_dec: b_dec! };
+    return { W_enc, b_gate: zeros(m), r_mag: zeros(m), b_mag: zeros(m), W_dec, b_dec };
   },
 
   async encode(p, x, cfg, ctx) {
     return (await gatedForward(p, x, cfg, freshContext(ctx))).f.toDense();
   },
 
-  decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
+  // The gate opens where P_i > −b_gate,i; the magnitude path is put at the same cut, so it is open there too.
+  setFiringCut(p, cut) {
+    for (let i = 0; i < cut.length; i++) p.b_gate.data[i] = p.b_mag.data[i] = -cut[i]!;
+  },
 
-  initTrainState: () => undefined,
-
-  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, lambda, _state, ctx) {
     const rows = x.shape[0]!;
     const m = cfg.dSae;
     const { input, shared, gateAct, f, magScale } = await gatedForward(p, x, cfg, ctx);
@@ -134,13 +134,13 @@ export const gated: SaeArchitecture<GatedConfig> = {
     for (let e = 0; e < gateAct.nnz; e++) l1 += gateAct.values[e]!;
 
     // Reconstruction through f, and the auxiliary reconstruction through ReLU(π_gate) with a frozen decoder.
-    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
-    const xHatAux = await decodeAffine(ctx, gateAct, p.W_dec!, p.b_dec!, 'xHatAux');
+    const xHat = await decodeAffine(ctx, f, p.W_dec, p.b_dec);
+    const xHatAux = await decodeAffine(ctx, gateAct, p.W_dec, p.b_dec, 'xHatAux');
     const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
     const { loss: aux, dXHat: dAux } = reconstructionLoss(x, xHatAux, ctx, 'dAux');
-    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec);
     // Stop-gradient: the aux term gives no W_dec / b_dec gradient, only ∂aux/∂ReLU(π_gate) = dAux·W_decᵀ.
-    const dGateAct = await sampledDots(ctx, dAux, p.W_dec!, gateAct, 'dGateAct');
+    const dGateAct = await sampledDots(ctx, dAux, p.W_dec, gateAct, 'dGateAct');
 
     // dπ_mag = ∂L/∂f where f is on; dπ_gate = λ/B + ∂aux/∂ReLU(π_gate) where π_gate > 0 (all stored entries).
     const dShared = gateAct.withValues(workspaceOf(ctx).buffer('dShared', gateAct.nnz)); // ∂L/∂P = dπ_gate + dπ_mag ⊙ exp(r_mag)
@@ -160,7 +160,7 @@ export const gated: SaeArchitecture<GatedConfig> = {
       }
       dShared.values[e] = d;
     });
-    const enc = await encoderBackward(ctx, input, dShared, p.W_enc!, cfg.applyBDecToInput);
+    const enc = await encoderBackward(ctx, input, dShared, p.W_enc, cfg.applyBDecToInput);
     const sparsity = (lambda * l1) / rows;
     return lossAndGradsResult(
       {
@@ -180,7 +180,4 @@ export const gated: SaeArchitecture<GatedConfig> = {
     );
   },
 
-  toSaelensConfig: () => ({}),
-  fromSaelensConfig: (json) =>
-    gatedConfigSchema.parse({ dIn: json.d_in, dSae: json.d_sae, applyBDecToInput: json.apply_b_dec_to_input ?? true }),
-};
+});

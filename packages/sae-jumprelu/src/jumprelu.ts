@@ -15,21 +15,22 @@
  */
 import { z } from 'zod';
 import {
-  type LossAndGrads,
-  type Params,
-  type SaeArchitecture,
+  type DictionaryParams,
   accumulate,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
+  defineSae,
+  encodeAboveThreshold,
   encoderBackward,
   encoderInput,
   encoderPre,
-  freshContext,
   initTiedDictionary,
   lossAndGradsResult,
+  penaltySparsity,
   reconstructionLoss,
   rowsAbove,
+  rowsBetween,
   sampledDots,
   workspaceOf,
   zeros,
@@ -42,13 +43,14 @@ export const jumpReluConfigSchema = baseSaeConfigSchema.extend({
   initialThreshold: z.number().positive().default(0.001),
 });
 export type JumpReluConfig = z.infer<typeof jumpReluConfigSchema>;
+type JumpReluParams = DictionaryParams | 'threshold';
 
-
-export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
+export const jumpRelu = defineSae<JumpReluConfig, undefined, JumpReluParams>({
   name: 'jumprelu',
+  source: import.meta.url,
   saelensArchitecture: 'jumprelu',
-  sparsityKnob: 'lambda',
-  decoderConstraint: () => 'unit-norm',
+  sparsity: penaltySparsity,
+  decoderConstraint: 'unit-norm',
   configSchema: jumpReluConfigSchema,
   // Gemma Scope / paper settings: Adam β = (0, 0.999), lr 7e-5 with warm-up, λ warmed up from 0.
   recipe: {
@@ -67,58 +69,42 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
     return { ...p, threshold: { data: new Float32Array(cfg.dSae).fill(cfg.initialThreshold), shape: [cfg.dSae] } };
   },
 
-  async encode(p, x, cfg, ctx) {
-    const c = freshContext(ctx);
-    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
-    return rowsAbove(pre, p.threshold!.data).toDense();
-  },
-
-  decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
-
-  initTrainState: () => undefined,
+  encode: (p, x, cfg, ctx) => encodeAboveThreshold(p, x, cfg, ctx, p.threshold.data),
 
   // θ is a threshold on a JumpReLU, so θ ≥ 0; Adam on raw θ can step below 0, which would let negative
   // pre-activations through. Clamp, as SAELens's relu(threshold) does at inference.
   afterOptimizerStep(p) {
-    const theta = p.threshold!.data;
+    const theta = p.threshold.data;
     for (let i = 0; i < theta.length; i++) if (theta[i]! < 0) theta[i] = 0;
   },
 
-  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
+  setFiringCut(p, cut) {
+    p.threshold.data.set(cut);
+  },
+
+  async lossAndGrads(p, x, cfg, lambda, _state, ctx) {
     const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const m = cfg.dSae;
     const eps = cfg.bandwidth;
-    const theta = p.threshold!.data;
+    const theta = p.threshold.data;
 
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
-    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
-    // One pass over pre builds f = pre ⊙ H(pre − θ) (active entries only) and the STE window: the entries where
-    // K((pre − θ)/ε) ≠ 0, i.e. θ − ε/2 < pre < θ + ε/2 — the only ones that reach dθ (eqs. 11–12).
-    const f = ws.sparseRows('f', rows, m);
-    const window = ws.sparseRows('window', rows, m);
+    const input = encoderInput(x, p.b_dec, cfg.applyBDecToInput, ctx);
+    const pre = await encoderPre(ctx, input, p.W_enc, p.b_enc);
+    // f = pre ⊙ H(pre − θ) (active entries only) and the STE window: the entries where K((pre − θ)/ε) ≠ 0, i.e.
+    // θ − ε/2 < pre < θ + ε/2 — the only ones that reach dθ (eqs. 11–12). Two SIMD scans over pre (core).
     const lo = theta.map((t) => t - eps / 2);
     const hi = theta.map((t) => t + eps / 2);
-    for (let r = 0; r < rows; r++) {
-      f.reserve(m);
-      window.reserve(m);
-      for (let i = 0, o = r * m; i < m; i++) {
-        const v = pre.data[o + i]!;
-        if (v <= lo[i]! && v <= theta[i]!) continue; // the common case: neither active nor in the window
-        if (v > theta[i]!) f.push(i, v);
-        if (v > lo[i]! && v < hi[i]!) window.push(i, 0);
-      }
-      f.endRow();
-      window.endRow();
-    }
-    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+    const f = rowsAbove(pre, theta, ws.sparseRows('f', rows, m));
+    const window = rowsBetween(pre, lo, hi, ws.sparseRows('window', rows, m)); // only its pattern is used
+    const xHat = await decodeAffine(ctx, f, p.W_dec, p.b_dec);
 
     const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
-    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec);
     // Through the JumpReLU: ∂f/∂pre = H(pre − θ), so ∂L/∂pre is ∂L/∂f on f's pattern.
     const dPre = dec.dF!;
     // dθ gathers both STE terms (eqs. 11–12), summed over rows; ∂L/∂f is needed on the window too.
-    const dFWindow = await sampledDots(ctx, dXHat, p.W_dec!, window, 'dFWindow');
+    const dFWindow = await sampledDots(ctx, dXHat, p.W_dec, window, 'dFWindow');
     const dTheta = new Float64Array(m);
     for (let e = 0; e < window.nnz; e++) {
       const i = window.indices[e]!;
@@ -126,10 +112,10 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
     }
     const l0 = f.nnz / rows;
 
-    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    const enc = await encoderBackward(ctx, input, dPre, p.W_enc, cfg.applyBDecToInput);
     const dThreshold = zeros([m]);
     for (let i = 0; i < m; i++) dThreshold.data[i] = dTheta[i]!;
-    const grads: Params = {
+    const grads = {
       W_enc: enc.dWEnc,
       b_enc: enc.dBEnc,
       W_dec: dec.dWDec,
@@ -140,13 +126,15 @@ export const jumpRelu: SaeArchitecture<JumpReluConfig> = {
     return lossAndGradsResult({ loss: mse + sparsity, parts: { mse, sparsity }, grads, xHat }, f);
   },
 
-  toSaelensConfig: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold }),
-  fromSaelensConfig: (json) =>
-    jumpReluConfigSchema.parse({
-      dIn: json.d_in,
-      dSae: json.d_sae,
-      applyBDecToInput: json.apply_b_dec_to_input ?? true,
-      bandwidth: json.jumprelu_bandwidth ?? undefined,
-      initialThreshold: json.jumprelu_init_threshold ?? undefined,
-    }),
-};
+  saelensFields: {
+    write: (cfg) => ({ jumprelu_bandwidth: cfg.bandwidth, jumprelu_init_threshold: cfg.initialThreshold }),
+    read: (json) => ({ bandwidth: json.jumprelu_bandwidth, initialThreshold: json.jumprelu_init_threshold }),
+  },
+  // Older SAELens checkpoints store log θ.
+  saelensTensorAliases: { threshold: { from: 'log_threshold', convert: Math.exp } },
+  // SAELens gates with pre > relu(threshold) on ReLU(pre), i.e. our pre ⊙ H(pre − θ) with θ = max(θ, 0).
+  foldSaelens(p) {
+    const th = p.threshold.data;
+    for (let i = 0; i < th.length; i++) if (th[i]! < 0) th[i] = 0;
+  },
+});

@@ -79,7 +79,7 @@ describe('jumprelu: straight-through pseudo-gradients for θ (paper eqs. 11–12
     const x = randomTensor([5, cfg.dIn], rng);
     const a = await jumpRelu.lossAndGrads(p, x, { ...cfg, bandwidth: 0.5 }, 0, undefined, { engine: jsEngine });
     const b = await jumpRelu.lossAndGrads(p, x, { ...cfg, bandwidth: 0.5 }, 10, undefined, { engine: jsEngine });
-    for (const name of ['W_enc', 'b_enc', 'W_dec', 'b_dec']) expect(b.grads[name]!.data).toEqual(a.grads[name]!.data);
+    for (const name of ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const) expect(b.grads[name]!.data).toEqual(a.grads[name]!.data);
     expect(b.grads.threshold!.data).not.toEqual(a.grads.threshold!.data);
   });
 });

@@ -10,21 +10,24 @@
  */
 import { z } from 'zod';
 import {
-  type LossAndGrads,
-  type SaeArchitecture,
+  type DictionaryParams,
   accumulate,
   baseSaeConfigSchema,
   decodeAffine,
   decoderBackward,
+  defineSae,
+  encodeAboveThreshold,
   encoderBackward,
   encoderInput,
   encoderPre,
-  freshContext,
   initTiedDictionary,
   lossAndGradsResult,
+  penaltySparsity,
   reconstructionLoss,
   rowNorms,
   rowsAbove,
+  saelensActivationFn,
+  saelensArchitectureIs,
   workspaceOf,
 } from '@saelab/core';
 
@@ -36,10 +39,11 @@ export const reluConfigSchema = baseSaeConfigSchema.extend({
 });
 export type ReluConfig = z.infer<typeof reluConfigSchema>;
 
-export const relu: SaeArchitecture<ReluConfig> = {
+export const relu = defineSae<ReluConfig, undefined, DictionaryParams>({
   name: 'relu',
+  source: import.meta.url,
   saelensArchitecture: 'standard',
-  sparsityKnob: 'lambda',
+  sparsity: penaltySparsity,
   decoderConstraint: (cfg) => (cfg.l1Penalty === 'plain' ? 'unit-norm' : 'none'),
   configSchema: reluConfigSchema,
   // April update: Adam (0.9, 0.999), λ warmed up over the first 5%, lr decayed to 0 over the last 20%, clip at 1.
@@ -58,30 +62,27 @@ export const relu: SaeArchitecture<ReluConfig> = {
 
   init: (cfg, rng) => initTiedDictionary(cfg.dIn, cfg.dSae, rng, cfg.l1Penalty === 'plain' ? 1 : cfg.decoderInitNorm),
 
-  async encode(p, x, cfg, ctx) {
-    const c = freshContext(ctx);
-    const pre = await encoderPre(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!);
-    return rowsAbove(pre, 0).toDense();
+  encode: (p, x, cfg, ctx) => encodeAboveThreshold(p, x, cfg, ctx, 0),
+
+  // Latent i fires where pre_i > 0, i.e. where (x − b_dec)·W_enc,i > −b_enc,i.
+  setFiringCut(p, cut) {
+    for (let i = 0; i < cut.length; i++) p.b_enc.data[i] = -cut[i]!;
   },
 
-  decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
-
-  initTrainState: () => undefined,
-
-  async lossAndGrads(p, x, cfg, lambda, _state, ctx): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, lambda, _state, ctx) {
     const ws = workspaceOf(ctx);
     const rows = x.shape[0]!;
     const { dIn, dSae: m } = cfg;
     const weighted = cfg.l1Penalty === 'decoder-norm-weighted';
-    const norms = weighted ? rowNorms(p.W_dec!) : new Float32Array(m).fill(1);
+    const norms = weighted ? rowNorms(p.W_dec) : new Float32Array(m).fill(1);
 
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
-    const pre = await encoderPre(ctx, input, p.W_enc!, p.b_enc!);
+    const input = encoderInput(x, p.b_dec, cfg.applyBDecToInput, ctx);
+    const pre = await encoderPre(ctx, input, p.W_enc, p.b_enc);
     const f = rowsAbove(pre, 0, ws.sparseRows('f', rows, m)); // ReLU: the active entries only
-    const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+    const xHat = await decodeAffine(ctx, f, p.W_dec, p.b_dec);
 
     const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
-    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+    const dec = await decoderBackward(ctx, f, dXHat, p.W_dec);
 
     // ∂/∂f of (λ/B) Σ f_i‖W_dec,i‖ is (λ/B)‖W_dec,i‖; the ReLU passes gradient exactly at f's active entries.
     const dF = dec.dF!;
@@ -101,11 +102,11 @@ export const relu: SaeArchitecture<ReluConfig> = {
       for (let i = 0; i < m; i++) {
         if (fSum[i] === 0 || norms[i] === 0) continue;
         const c = ((lambda / rows) * fSum[i]!) / norms[i]!;
-        for (let j = 0; j < dIn; j++) dec.dWDec.data[i * dIn + j] += c * p.W_dec!.data[i * dIn + j]!;
+        for (let j = 0; j < dIn; j++) dec.dWDec.data[i * dIn + j] += c * p.W_dec.data[i * dIn + j]!;
       }
     }
 
-    const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+    const enc = await encoderBackward(ctx, input, dPre, p.W_enc, cfg.applyBDecToInput);
     const sparsity = (lambda * penalty) / rows;
     return lossAndGradsResult(
       {
@@ -118,13 +119,10 @@ export const relu: SaeArchitecture<ReluConfig> = {
     );
   },
 
-  toSaelensConfig: (cfg) => ({ l1_penalty: cfg.l1Penalty, decoder_init_norm: cfg.decoderInitNorm }),
-  fromSaelensConfig: (json) =>
-    reluConfigSchema.parse({
-      dIn: json.d_in,
-      dSae: json.d_sae,
-      applyBDecToInput: json.apply_b_dec_to_input ?? true,
-      l1Penalty: json.l1_penalty ?? undefined,
-      decoderInitNorm: json.decoder_init_norm ?? undefined,
-    }),
-};
+  saelensFields: {
+    write: (cfg) => ({ l1_penalty: cfg.l1Penalty, decoder_init_norm: cfg.decoderInitNorm }),
+    read: (json) => ({ l1Penalty: json.l1_penalty, decoderInitNorm: json.decoder_init_norm }),
+  },
+  // SAELens's 'standard' SAE with a ReLU (before 6.0 the same architecture name also meant TopK, by activation_fn_str).
+  readsSaelens: (json) => saelensArchitectureIs(json, 'standard') && saelensActivationFn(json) === 'relu',
+});

@@ -8,44 +8,50 @@
  * e = x − x̂ (detached), take the top-k_aux pre-activations among dead latents only, decode them without b_dec to ê,
  * AuxK = ‖e − ê‖², scaled by min(n_dead / k_aux, 1) (as SAELens does). α = 1/32, k_aux = d_in / 2.
  * The pre-activations enter AuxK as they are (SAELens), so a dead latent that is negative on every row still gets
- * a gradient; `auxRelu: true` applies ReLU first, as openai/sparse_autoencoder does (an ablation).
+ * a gradient; `auxRelu: true` applies ReLU first, as openai/sparse_autoencoder does (an ablation). AuxK and the
+ * dead-latent counters are core's (`core/src/sae/auxk.ts`), shared with every top-k style architecture.
  * Sparsity is exactly k per row; decoder rows are kept at unit norm by the trainer.
  */
 import { z } from 'zod';
 import {
+  type AuxKConfig,
+  type DeadLatentState,
+  type DictionaryParams,
   type LossAndGrads,
   type Params,
+  type SaelensFields,
   type SaeContext,
-  type Tensor,
-  type SaeArchitecture,
   type SparseRows,
+  type Tensor,
   accumulate,
+  auxKConfigFields,
+  auxKFieldsFromSaelens,
+  auxKPossible,
+  auxKSaelensFields,
   baseSaeConfigSchema,
+  deadLatentState,
+  deadLatentsAuxK,
   decodeAffine,
   decoderBackward,
+  defineSae,
   encoderBackward,
   encoderInput,
   encoderTopK,
   freshContext,
   initTiedDictionary,
+  kRunConfig,
+  kSparsity,
   lossAndGradsResult,
   reconstructionLoss,
-  topKRows,
-  workspaceOf,
+  saelensActivationFn,
+  saelensArchitectureIs,
 } from '@saelab/core';
 
-/** TopK's fields (BatchTopK extends them). */
+/** TopK's fields (BatchTopK extends them): k and the AuxK settings. */
 export const topKFields = baseSaeConfigSchema.extend({
   /** Active latents per row (exact L0). */
   k: z.number().int().positive(),
-  /** Latents used by the AuxK reconstruction; default d_in / 2. */
-  kAux: z.number().int().positive().optional(),
-  /** AuxK coefficient α. */
-  auxCoefficient: z.number().nonnegative().default(1 / 32),
-  /** A latent that has not fired for this many training tokens is dead (paper: 10M; scale with the data). */
-  deadTokensThreshold: z.number().int().positive().default(10_000_000),
-  /** ReLU the dead latents' pre-activations before AuxK (OpenAI's reference) instead of using them raw (SAELens). */
-  auxRelu: z.boolean().default(false),
+  ...auxKConfigFields,
 });
 /** k latents must exist: the check both TopK and BatchTopK configs apply after their fields. */
 export const kWithinDictionary = <C extends { k: number; dSae: number }>(c: C) => c.k <= c.dSae;
@@ -54,15 +60,23 @@ export const topKConfigSchema = topKFields.refine(kWithinDictionary, kWithinDict
 export type TopKConfig = z.infer<typeof topKConfigSchema>;
 
 /** Training state: tokens since each latent last fired (for dead-latent detection). */
-export interface TopKState {
-  tokensSinceFired: Float64Array;
-}
+export type TopKState = DeadLatentState;
 
-export const topK: SaeArchitecture<TopKConfig, TopKState> = {
+/** cfg.json fields of TopK's settings, and back (shared with BatchTopK). */
+export const topKSaelensFields: SaelensFields<TopKConfig> = {
+  write: (cfg) => ({ k: cfg.k, ...auxKSaelensFields(cfg) }),
+  // Older SAELens TopK folders keep k under activation_fn_kwargs.
+  read: (json) => ({ k: json.k ?? (json.activation_fn_kwargs as { k?: unknown } | undefined)?.k, ...auxKFieldsFromSaelens(json) }),
+};
+
+export const topK = defineSae<TopKConfig, TopKState, DictionaryParams>({
   name: 'topk',
+  source: import.meta.url,
   saelensArchitecture: 'topk',
-  sparsityKnob: 'k',
-  decoderConstraint: () => 'unit-norm',
+  sparsity: kSparsity,
+  runConfig: kRunConfig,
+  runOptions: ['deadTokens'],
+  decoderConstraint: 'unit-norm',
   configSchema: topKConfigSchema,
   // Paper: Adam (0.9, 0.999), no L1 (so no λ warm-up), unit-norm decoder with gradient projection.
   recipe: {
@@ -80,32 +94,45 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
 
   async encode(p, x, cfg, ctx) {
     const c = freshContext(ctx);
-    const { f } = await encoderTopK(c, encoderInput(x, p.b_dec!, cfg.applyBDecToInput, c), p.W_enc!, p.b_enc!, cfg.k, false);
+    const { f } = await encoderTopK(c, encoderInput(x, p.b_dec, cfg.applyBDecToInput, c), p.W_enc, p.b_enc, cfg.k, false);
     return f.toDense();
   },
 
-  decode: (p, f, _cfg, { engine }) => decodeAffine(engine, f, p.W_dec!, p.b_dec!),
-
-  initTrainState: (cfg) => ({ tokensSinceFired: new Float64Array(cfg.dSae) }),
   // The dead-latent counters are part of an exact resume: without them AuxK would be off for N_dead tokens.
-  exportTrainState: (state) => ({ tokensSinceFired: Array.from(state.tokensSinceFired) }),
-  importTrainState: (cfg, json) => {
-    const t = z.array(z.number().nonnegative()).length(cfg.dSae).parse(json.tokensSinceFired);
-    return { tokensSinceFired: Float64Array.from(t) };
-  },
+  trainState: deadLatentState,
 
-  async lossAndGrads(p, x, cfg, _lambda, state, ctx): Promise<LossAndGrads> {
+  async lossAndGrads(p, x, cfg, _lambda, state, ctx) {
     // AuxK needs the dense pre-activations only if some latent can be dead after this batch.
     const auxPossible = auxKPossible(state, cfg, x.shape[0]!);
-    const input = encoderInput(x, p.b_dec!, cfg.applyBDecToInput, ctx);
+    const input = encoderInput(x, p.b_dec, cfg.applyBDecToInput, ctx);
     // f = ReLU(TopK(pre)): k entries per row (fewer if some of the top k are ≤ 0).
-    const { f, pre } = await encoderTopK(ctx, input, p.W_enc!, p.b_enc!, cfg.k, auxPossible);
+    const { f, pre } = await encoderTopK(ctx, input, p.W_enc, p.b_enc, cfg.k, auxPossible);
     return lossAndGradsResult(await lossFromSelectedLatents(ctx, p, x, input, f, pre, state, cfg), f);
   },
 
-  toSaelensConfig: (cfg) => topKSaelensFields(cfg),
-  fromSaelensConfig: (json) => topKConfigSchema.parse(topKFieldsFromSaelens(json)),
-};
+  saelensFields: topKSaelensFields,
+  // SAELens 6 writes architecture 'topk'; before 6.0 a TopK SAE was 'standard' with activation_fn_str 'topk'.
+  readsSaelens: (json) => saelensArchitectureIs(json, 'topk') || (saelensArchitectureIs(json, 'standard') && saelensActivationFn(json) === 'topk'),
+  // rescale_acts_by_decoder_norm: SAELens ranks pi ⊙ ‖W_dec,i‖ and decodes f / ‖W_dec,i‖ — folded into W_enc,
+  // b_enc and W_dec exactly as SAELens's own `_fold_norm_topk` does.
+  foldSaelens(params, cfg, json) {
+    if (json.rescale_acts_by_decoder_norm !== true) return;
+    const { dIn, dSae } = cfg;
+    const Wd = params.W_dec.data;
+    const We = params.W_enc.data;
+    const be = params.b_enc.data;
+    for (let i = 0; i < dSae; i++) {
+      let ss = 0;
+      for (let j = 0; j < dIn; j++) ss += Wd[i * dIn + j]! ** 2;
+      const n = Math.max(Math.sqrt(ss), 1e-8); // SAELens clamps at 1e-8 too
+      be[i] = be[i]! * n;
+      for (let j = 0; j < dIn; j++) {
+        Wd[i * dIn + j] = Wd[i * dIn + j]! / n;
+        We[j * dSae + i] = We[j * dSae + i]! * n;
+      }
+    }
+  },
+});
 
 /**
  * Everything after the selection, shared by TopK and BatchTopK: decode, reconstruction loss, AuxK on the dead latents,
@@ -114,17 +141,17 @@ export const topK: SaeArchitecture<TopKConfig, TopKState> = {
  */
 export async function lossFromSelectedLatents(
   ctx: SaeContext,
-  p: Params,
+  p: Params<DictionaryParams>,
   x: Tensor,
   input: Tensor,
   f: SparseRows,
   pre: Tensor | null,
-  state: TopKState,
-  cfg: TopKConfig,
-): Promise<Omit<LossAndGrads, 'latents'>> {
-  const xHat = await decodeAffine(ctx, f, p.W_dec!, p.b_dec!);
+  state: DeadLatentState,
+  cfg: AuxKConfig & { applyBDecToInput: boolean },
+): Promise<Omit<LossAndGrads<DictionaryParams>, 'latents'>> {
+  const xHat = await decodeAffine(ctx, f, p.W_dec, p.b_dec);
   const { loss: mse, dXHat } = reconstructionLoss(x, xHat, ctx);
-  const dec = await decoderBackward(ctx, f, dXHat, p.W_dec!);
+  const dec = await decoderBackward(ctx, f, dXHat, p.W_dec);
   const dPre: SparseRows[] = [dec.dF!];
   const aux = await deadLatentsAuxK(ctx, p, x, xHat, pre, f, state, cfg);
   if (aux) {
@@ -132,83 +159,11 @@ export async function lossFromSelectedLatents(
     dPre.push(aux.dPre);
   }
   const auxk = aux?.auxk ?? 0;
-  const enc = await encoderBackward(ctx, input, dPre, p.W_enc!, cfg.applyBDecToInput);
+  const enc = await encoderBackward(ctx, input, dPre, p.W_enc, cfg.applyBDecToInput);
   return {
     loss: mse + auxk,
     parts: { mse, auxk },
     grads: { W_enc: enc.dWEnc, b_enc: enc.dBEnc, W_dec: dec.dWDec, b_dec: accumulate(dec.dBDec, enc.dBDecFromInput) },
     xHat,
   };
-}
-
-/** cfg.json fields of TopK's settings, and back (shared with BatchTopK). */
-export const topKSaelensFields = (cfg: TopKConfig) => ({
-  k: cfg.k,
-  k_aux: cfg.kAux ?? null,
-  aux_coefficient: cfg.auxCoefficient,
-  dead_tokens_threshold: cfg.deadTokensThreshold,
-  aux_relu: cfg.auxRelu,
-});
-export const topKFieldsFromSaelens = (json: Record<string, unknown>) => ({
-  dIn: json.d_in,
-  dSae: json.d_sae,
-  applyBDecToInput: json.apply_b_dec_to_input ?? true,
-  k: json.k,
-  kAux: json.k_aux ?? undefined,
-  auxCoefficient: json.aux_coefficient ?? undefined,
-  deadTokensThreshold: json.dead_tokens_threshold ?? undefined,
-  auxRelu: json.aux_relu ?? undefined,
-});
-
-/** Whether some latent can count as dead after a batch of `rows` (only then is AuxK computed). */
-export function auxKPossible(state: TopKState, cfg: TopKConfig, rows: number): boolean {
-  return cfg.auxCoefficient > 0 && state.tokensSinceFired.some((t) => t + rows >= cfg.deadTokensThreshold);
-}
-
-/**
- * Dead-latent bookkeeping (tokens since each latent last fired, updated from this batch's latents f), then the AuxK
- * term on the dead latents (Gao et al. 2024, A.2): its value (α · scale · mean ‖e − ê‖²), its W_dec gradient, and
- * its gradient w.r.t. the pre-activations (sparse, on the dead latents picked). Null when no latent is dead.
- * `pre` must be the dense pre-activations whenever `auxKPossible` was true for this batch.
- */
-async function deadLatentsAuxK(
-  ctx: SaeContext,
-  p: Params,
-  x: Tensor,
-  xHat: Tensor,
-  pre: Tensor | null,
-  f: SparseRows,
-  state: TopKState,
-  cfg: TopKConfig,
-): Promise<{ auxk: number; dWDec: Tensor; dPre: SparseRows } | null> {
-  const ws = workspaceOf(ctx);
-  const rows = x.shape[0]!;
-  const m = cfg.dSae;
-  const since = state.tokensSinceFired;
-  const fired = new Uint8Array(m);
-  for (let e = 0; e < f.nnz; e++) fired[f.indices[e]!] = 1;
-  const deadList: number[] = [];
-  for (let j = 0; j < m; j++) {
-    since[j] = fired[j] ? 0 : since[j]! + rows;
-    if (since[j]! >= cfg.deadTokensThreshold) deadList.push(j);
-  }
-  const nDead = deadList.length;
-  if (nDead === 0 || cfg.auxCoefficient === 0) return null;
-  if (!pre) throw new Error('deadLatentsAuxK: latents are dead but the dense pre-activations were not computed');
-  const kAux = cfg.kAux ?? Math.max(1, Math.floor(cfg.dIn / 2));
-  const k = Math.min(kAux, nDead);
-  const scale = Math.min(nDead / kAux, 1);
-  // Top-k_aux pre-activations among the dead latents only (none of them fired in this batch).
-  const fAux = topKRows(pre, k, { out: ws.sparseRows('fAux', rows, m), columns: Int32Array.from(deadList), positiveOnly: cfg.auxRelu });
-  const eHat = await decodeAffine(ctx, fAux, p.W_dec!, null, 'eHat'); // no b_dec: it predicts the residual e
-  // AuxK = scale · mean_rows ‖e − ê‖² with e = x − x̂ detached; gradient w.r.t. ê is 2·scale·(ê − e)/B.
-  const dEHat = ws.tensor('dEHat', eHat.shape);
-  let s = 0;
-  for (let i = 0; i < eHat.data.length; i++) {
-    const diff = eHat.data[i]! - (x.data[i]! - xHat.data[i]!);
-    s += diff * diff;
-    dEHat.data[i] = (cfg.auxCoefficient * scale * 2 * diff) / rows;
-  }
-  const aux = await decoderBackward(ctx, fAux, dEHat, p.W_dec!, { key: 'aux' });
-  return { auxk: (cfg.auxCoefficient * scale * s) / rows, dWDec: aux.dWDec, dPre: aux.dF! };
 }

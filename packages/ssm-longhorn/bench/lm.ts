@@ -14,7 +14,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng, createOrtEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
-import { EOT, IGNORE, LonghornLM, type Transition, buildVocab, modelStats, nextTokenTargets, saveModel, saveVocab, setScanThreads, toModelIds, train } from '../src/index.js';
+import { EOT, IGNORE, LonghornLM, type Transition, modelStats, nextTokenTargets, saveModel, saveVocab, setScanThreads, train } from '../src/index.js';
+import { loadLmData } from './lm-data.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -41,28 +42,8 @@ const L = Number(a.seqLen);
 const B = Number(a.batch);
 const steps = Math.max(1, Math.round(Number(a.tokens) / (B * L)));
 
-// The data package is loaded at run time: ssm-longhorn itself depends only on core.
-const dataPkg = '@saelab/activations';
-const act = await import(dataPkg);
-const tok = act.gpt2Tokenizer();
-const encodeSplit = (split: string): number[] => {
-  const out: number[] = [];
-  for (const d of act.loadCorpora(a.corpus!, split) as { text: string }[]) out.push(...tok.encode(d.text), -1); // −1 = <eot>
-  return out;
-};
-const trainRaw = encodeSplit('train');
-const valRaw = encodeSplit('validation');
-// Restricted vocabulary: 0 = <unk>, 1 = <eot>, then the V−2 most frequent training tokens.
-const vocab = buildVocab(tok.name, trainRaw.filter((t) => t >= 0), V);
-const mapIds = (raw: number[]) => {
-  const ids = toModelIds(vocab, raw);
-  raw.forEach((t, i) => t < 0 && (ids[i] = EOT));
-  return ids;
-};
-const trainIds = mapIds(trainRaw);
-const valIds = mapIds(valRaw);
-const unkRate = (ids: Int32Array) => ids.reduce((s, t) => s + (t === 0 ? 1 : 0), 0) / ids.length;
-console.error(`${a.corpus}: ${trainIds.length} train / ${valIds.length} validation tokens, vocab ${V} (unk: train ${(100 * unkRate(trainIds)).toFixed(2)}%, val ${(100 * unkRate(valIds)).toFixed(2)}%), ${steps} steps`);
+const { vocab, trainIds, valIds, unkTrain, unkVal } = await loadLmData(a.corpus!, V);
+console.error(`${a.corpus}: ${trainIds.length} train / ${valIds.length} validation tokens, vocab ${V} (unk: train ${(100 * unkTrain).toFixed(2)}%, val ${(100 * unkVal).toFixed(2)}%), ${steps} steps`);
 
 /** Random windows of the training stream, seeded by the step (exact resume). */
 const data = (step: number) => {

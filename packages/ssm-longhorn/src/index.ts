@@ -9,3 +9,5 @@ export * from './vocab.js';
 export * from './ops-simd.js';
 export * from './scan-simd.js';
 export { setSimdKernels } from './wasm/instance.js';
+export * from './transformer.js';
+export * from './diag-gap.js';

@@ -11,7 +11,23 @@ import { z } from 'zod';
 import { Rng } from '@saelab/core';
 import { IGNORE } from './ops.js';
 import type { Batch } from './train.js';
-import type { LonghornLM } from './model.js';
+import type { Tensor } from '@saelab/core';
+
+/** What MQAR evaluation needs of a model (LonghornLM, TransformerLM): logits for a batch of sequences. */
+export interface LogitsModel {
+  readonly config: { vocabSize: number };
+  forward(tokens: Int32Array, batch: number, seqLen: number): Promise<{ logits?: Tensor }>;
+}
+
+/**
+ * Zoology's constraint V > L (its MQAR runs use V = 8192): the smallest power of two above the training length
+ * (and ≥ 128), the CPU scaling we state next to every result.
+ */
+export function zoologyVocab(seqLen: number): number {
+  let v = 128;
+  while (v <= seqLen) v *= 2;
+  return v;
+}
 
 export const MqarConfigSchema = z
   .object({
@@ -91,9 +107,28 @@ export function mqarBatch(cfgIn: MqarConfigInput, count: number, rng: Rng): Batc
 }
 
 /** MQAR accuracy of `lm` on `examples` (evaluated in batches). */
-export async function mqarAccuracy(lm: LonghornLM, data: Batch, batchSize = 64): Promise<number> {
+export async function mqarAccuracy(lm: LogitsModel, data: Batch, batchSize = 64): Promise<number> {
+  return (await mqarEvaluate(lm, data, [], batchSize)).acc;
+}
+
+/** Accuracy over the queries whose distance to their key lies in [lo, hi). */
+export interface GapBin {
+  lo: number;
+  hi: number;
+  hits: number;
+  total: number;
+}
+
+/**
+ * MQAR accuracy, also split by the query's distance from its key-value pair (position of the query − position of
+ * the key, in tokens): with `edges` [e0, e1, …] the bins are [0, e0), [e0, e1), …, [e_last, ∞). Distances beyond
+ * the training length are what a length-extrapolation test must reach.
+ */
+export async function mqarEvaluate(lm: LogitsModel, data: Batch, edges: number[], batchSize = 64): Promise<{ acc: number; byGap: GapBin[] }> {
   const { tokens, targets, batch, seqLen: L } = data;
   const V = lm.config.vocabSize;
+  const bounds = [0, ...edges, Infinity];
+  const byGap: GapBin[] = bounds.slice(1).map((hi, i) => ({ lo: bounds[i]!, hi, hits: 0, total: 0 }));
   let hit = 0;
   let total = 0;
   for (let s = 0; s < batch; s += batchSize) {
@@ -105,10 +140,20 @@ export async function mqarAccuracy(lm: LonghornLM, data: Batch, batchSize = 64):
       let arg = 0;
       for (let v = 1; v < V; v++) if (logits!.data[r * V + v]! > logits!.data[r * V + arg]!) arg = v;
       total++;
-      if (arg === tgt) hit++;
+      const ok = arg === tgt ? 1 : 0;
+      hit += ok;
+      // the key is the first occurrence of the query token in its sequence (keys sit at even positions < 2N)
+      const row0 = s * L + Math.floor(r / L) * L;
+      const t = r % L;
+      let keyPos = 0;
+      while (keyPos < t && tokens[row0 + keyPos] !== tokens[row0 + t]) keyPos++;
+      const gap = t - keyPos;
+      const bin = byGap.find((b) => gap >= b.lo && gap < b.hi)!;
+      bin.total++;
+      bin.hits += ok;
     }
   }
-  return total ? hit / total : 0;
+  return { acc: total ? hit / total : 0, byGap };
 }
 
 /** A seeded MQAR training stream: step s gets fresh examples from Rng(seed · 1 000 003 + s). */

@@ -1,5 +1,5 @@
 /**
- * Training loop for LonghornLM: AdamW (decoupled weight decay, none on biases/norms/D/A_log as in the official
+ * Training loop for LonghornLM (and any TrainableLM, e.g. the Transformer baseline): AdamW (decoupled weight decay, none on biases/norms/D/A_log as in the official
  * code), linear warm-up + cosine decay, global gradient clipping, a seeded data function of the step (so resume is
  * exact without a data cursor), atomic checkpoints that resume, and a progress bar with loss and tokens/s.
  *
@@ -68,11 +68,18 @@ export interface TrainOptions {
   onStep?: (log: StepLog) => boolean | void | Promise<boolean | void>;
 }
 
+/** What `train` needs of a model: parameters, a JSON config (checkpoints refuse to resume across configs) and a loss with gradients. */
+export interface TrainableLM {
+  readonly config: object;
+  readonly params: Params;
+  lossAndGrad(tokens: Int32Array, targets: Int32Array, B: number, L: number): Promise<{ loss: number; count: number; correct: number; grads: Params }>;
+}
+
 /** No weight decay for biases, norm gains, D and A_log (Mamba's `_no_weight_decay`). */
 export const noDecay = (name: string) => name.endsWith('.bias') || name.includes('norm') || name.endsWith('.D') || name.endsWith('.A_log');
 
 /** Writes `model.safetensors` + `config.json` into `dir` (each atomically). */
-export async function saveModel(dir: string, lm: LonghornLM, metadata: Record<string, string> = {}): Promise<void> {
+export async function saveModel(dir: string, lm: TrainableLM, metadata: Record<string, string> = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensorsFile(join(dir, MODEL_FILE), lm.params, { format: 'saelab-longhorn', ...metadata });
   await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(lm.config, null, 2) + '\n');
@@ -97,7 +104,7 @@ export async function loadModel(dir: string, engine?: GemmEngine): Promise<Longh
  * Trains `lm` in place for `cfg.totalSteps` steps (resuming from `opts.dir` when it holds a training state
  * for the same model config). Returns the per-step logs of this run.
  */
-export async function train(lm: LonghornLM, cfgIn: TrainConfigInput, opts: TrainOptions): Promise<StepLog[]> {
+export async function train(lm: TrainableLM, cfgIn: TrainConfigInput, opts: TrainOptions): Promise<StepLog[]> {
   const cfg = TrainConfigSchema.parse(cfgIn);
   const opt = createOptimizer(
     { kind: 'adamw', lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay },
@@ -151,7 +158,7 @@ export async function train(lm: LonghornLM, cfgIn: TrainConfigInput, opts: Train
   return logs;
 }
 
-async function resume(lm: LonghornLM, opt: ReturnType<typeof createOptimizer>, path: string, cfg: TrainConfig): Promise<number> {
+async function resume(lm: TrainableLM, opt: ReturnType<typeof createOptimizer>, path: string, cfg: TrainConfig): Promise<number> {
   const st = await loadTrainingState(path);
   const json = st.json as { model?: unknown; train?: Record<string, unknown> };
   const saved = JSON.stringify(json.model);

@@ -8,6 +8,7 @@
  * `wasm.ts` has SIMD versions of the three hot loops.
  */
 import { type Tensor, dims2, zeros } from '../tensor.js';
+import { transposeWasm, wasmRowKernelsAvailable } from './wasm.js';
 
 /**
  * A [rows, cols] matrix in compressed sparse row form: row r's entries are (indices[e], values[e]) for
@@ -208,8 +209,9 @@ export function sparseColumnSums(s: SparseRows, out = zeros([s.cols])): Tensor {
   return out;
 }
 
-/** out = aᵀ for a row-major [r, c] matrix, in 32×32 tiles so both sides stay in cache. */
+/** out = aᵀ for a row-major [r, c] matrix: the SIMD kernel when r, c are multiples of 4, else 32×32 tiles. */
 export function transposeInto(a: Float32Array, r: number, c: number, out: Float32Array): void {
+  if (r % 4 === 0 && c % 4 === 0 && wasmRowKernelsAvailable()) return transposeWasm(a, r, c, out);
   const T = 32;
   for (let i0 = 0; i0 < r; i0 += T)
     for (let j0 = 0; j0 < c; j0 += T) {

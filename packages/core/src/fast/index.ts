@@ -2,4 +2,4 @@
 export * from './csr.js';
 export * from './selection.js';
 export * from './workspace.js';
-export { wasmKernelsAvailable, sparseMatmulWasm, sampledDotsWasm, scatterOuterWasm } from './wasm.js';
+export { wasmKernelsAvailable, sparseMatmulWasm, sampledDotsWasm, scatterOuterWasm, wasmAdamAvailable, adamUpdateWasm } from './wasm.js';

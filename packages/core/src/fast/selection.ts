@@ -5,6 +5,7 @@
  */
 import { type Tensor, dims2 } from '../tensor.js';
 import { SparseRows } from './csr.js';
+import { rowsAboveWasm, wasmScanAvailable } from './wasm.js';
 
 /**
  * Top-k per row as a sparse matrix: the k largest entries of each row of `m` (ties → lower column), columns in
@@ -85,7 +86,26 @@ export function rowsAbove(pre: Tensor, threshold: Float32Array | number, out = n
   const theta = typeof threshold === 'number' ? new Float32Array(cols).fill(threshold) : threshold;
   if (theta.length !== cols) throw new Error(`rowsAbove: ${theta.length} thresholds for ${cols} columns`);
   out.reset(rows, cols);
-  const a = pre.data;
+  if (wasmScanAvailable(cols)) rowsAboveWasm(pre.data, rows, cols, theta, out);
+  else rowsAboveTs(pre.data, rows, cols, theta, out);
+  return out;
+}
+
+/**
+ * The entries strictly inside (lo[j], hi[j]) as a sparse matrix, columns increasing — e.g. JumpReLU's
+ * straight-through window θ − ε/2 < pre < θ + ε/2. Stored values are the pre-activations.
+ */
+export function rowsBetween(pre: Tensor, lo: Float32Array, hi: Float32Array, out = new SparseRows()): SparseRows {
+  const [rows, cols] = dims2(pre, 'rowsBetween');
+  if (lo.length !== cols || hi.length !== cols) throw new Error(`rowsBetween: ${lo.length}/${hi.length} bounds for ${cols} columns`);
+  out.reset(rows, cols);
+  if (wasmScanAvailable(cols)) rowsAboveWasm(pre.data, rows, cols, lo, out, hi);
+  else rowsAboveTs(pre.data, rows, cols, lo, out, hi);
+  return out;
+}
+
+/** The scans of rowsAbove / rowsBetween in TypeScript (the WebAssembly kernel's reference); `out` already reset. */
+export function rowsAboveTs(a: Float32Array, rows: number, cols: number, lo: Float32Array, out: SparseRows, hi?: Float32Array): void {
   for (let r = 0; r < rows; r++) {
     out.reserve(cols);
     const idx = out.indices;
@@ -93,14 +113,13 @@ export function rowsAbove(pre: Tensor, threshold: Float32Array | number, out = n
     let n = out.cursor;
     for (let j = 0, o = r * cols; j < cols; j++, o++) {
       const v = a[o]!;
-      if (v > theta[j]!) {
+      if (v > lo[j]! && (!hi || v < hi[j]!)) {
         idx[n] = j;
         val[n++] = v;
       }
     }
     out.endRowAt(n);
   }
-  return out;
 }
 
 /**

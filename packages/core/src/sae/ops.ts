@@ -18,17 +18,20 @@ import type { Rng } from '../rng.js';
 import type { LossAndGrads, SaeContext } from './contract.js';
 import { type Params, type Tensor, dims2, zeros } from '../tensor.js';
 import { SparseRows, sampledDotsTs, scatterOuterTs, sparseColumnSums, sparseMatmulTs, transposeInto } from '../fast/csr.js';
-import { topKRows } from '../fast/selection.js';
+import { rowsAbove, topKRows } from '../fast/selection.js';
 import { sampledDotsWasm, scatterOuterWasm, sparseMatmulWasm, wasmKernelsAvailable } from '../fast/wasm.js';
 import { Workspace, workspaceOf } from '../fast/workspace.js';
 
 /** What the architectures' `lossAndGrads` return: the contract's fields with the sparse latents always present. */
-export type SparseLossAndGrads = LossAndGrads & { activeLatents: SparseRows };
+export type SparseLossAndGrads<P extends string = string> = LossAndGrads<P> & { activeLatents: SparseRows };
+
+/** The parameters of the affine encoder and decoder every architecture starts from (SAELens names). */
+export type DictionaryParams = 'W_enc' | 'W_dec' | 'b_enc' | 'b_dec';
 
 /** Builds the result with `latents` as a lazy dense view of `f` (a [B, m] matrix is 64 MiB at the bench shape). */
-export function lossAndGradsResult(out: Omit<LossAndGrads, 'latents'>, f: SparseRows): SparseLossAndGrads {
+export function lossAndGradsResult<P extends string>(out: Omit<LossAndGrads<P>, 'latents'>, f: SparseRows): SparseLossAndGrads<P> {
   let dense: Tensor | null = null;
-  return Object.defineProperty({ ...out, activeLatents: f } as SparseLossAndGrads, 'latents', {
+  return Object.defineProperty({ ...out, activeLatents: f } as SparseLossAndGrads<P>, 'latents', {
     enumerable: true,
     get: () => (dense ??= f.toDense()),
   });
@@ -59,6 +62,22 @@ export async function encoderPre(ctx: SaeContext, input: Tensor, wEnc: Tensor, b
   const [rows] = dims2(input, 'encoder input');
   const [, m] = dims2(wEnc, 'W_enc');
   return ctx.engine.gemm(input, wEnc, { ...(bEnc ? { bias: bEnc } : {}), out: ws.tensor(key, [rows, m]) });
+}
+
+/**
+ * Inference through a threshold: f = pre ⊙ H(pre − θ) with pre = (x − b_dec)·W_enc + b_enc — ReLU (θ = 0),
+ * JumpReLU (θ per latent) and the batch-threshold inference of BatchTopK (one θ). Fresh buffers (the caller keeps f).
+ */
+export async function encodeAboveThreshold(
+  p: Params<'W_enc' | 'b_enc' | 'b_dec'>,
+  x: Tensor,
+  cfg: { applyBDecToInput: boolean },
+  ctx: SaeContext,
+  threshold: Float32Array | number,
+): Promise<Tensor> {
+  const c = freshContext(ctx);
+  const pre = await encoderPre(c, encoderInput(x, p.b_dec, cfg.applyBDecToInput, c), p.W_enc, p.b_enc);
+  return rowsAbove(pre, threshold).toDense();
 }
 
 /** The sparse kernels in use (WASM SIMD when available and rows fit its 16-float blocking, else TypeScript). */
@@ -257,7 +276,7 @@ export function accumulate(a: Tensor, b: Tensor | null): Tensor {
  * The shared initialisation (docs/specs/sae.md): W_dec rows are random directions of norm `rowNorm`, W_enc = W_decᵀ,
  * b_enc and b_dec zero.
  */
-export function initTiedDictionary(dIn: number, dSae: number, rng: Rng, rowNorm = 1): Params {
+export function initTiedDictionary(dIn: number, dSae: number, rng: Rng, rowNorm = 1): Params<DictionaryParams> {
   const wDec = zeros([dSae, dIn]);
   rng.fillNormal(wDec.data);
   for (let i = 0; i < dSae; i++) {

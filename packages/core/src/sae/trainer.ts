@@ -15,7 +15,7 @@ import { type Params, type Tensor, dims2 } from '../tensor.js';
 
 export const trainerOptionsSchema = z.object({
   totalSteps: z.number().int().positive(),
-  /** Final sparsity coefficient λ (ignored by architectures whose knob is k). */
+  /** Final sparsity coefficient λ (0 for architectures whose sparsity value lives in their config, e.g. k). */
   sparsity: z.number().nonnegative(),
   optimizer: OptimizerConfig,
   lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']),
@@ -42,12 +42,15 @@ export interface StepStats {
   gradNorm: number;
 }
 
-/** The recipe's options for a run of `totalSteps` steps, with λ / k and any overrides applied. */
+/**
+ * The recipe's options for a run of `totalSteps` steps at the run's sparsity value (λ, or k — which the trainer's
+ * λ ignores: `arch.sparsity.penalty` gives 0 for a value that lives in the config).
+ */
 export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: number, sparsity: number): TrainerOptions {
   const r = arch.recipe;
   return {
     totalSteps,
-    sparsity,
+    sparsity: arch.sparsity.penalty(sparsity),
     optimizer: OptimizerConfig.parse({ kind: r.optimizer.kind, lr: r.optimizer.lr, beta1: r.optimizer.beta1, beta2: r.optimizer.beta2 }),
     lrSchedule: r.lrSchedule,
     lrWarmupSteps: Math.round(r.lrWarmupFraction * totalSteps),
@@ -67,6 +70,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   firedInWindow: Uint8Array;
   /** The step at which the firing window was last reset. */
   firingWindowStart = 0;
+  /** 1 for each latent that fired since the last `takeRecentDeadFraction()` (the curves' recent window). */
+  private firedRecently: Uint8Array;
   trainState: S;
   /** One-pass L0 targeting: when set, λ comes from this controller (l0-controller.ts) instead of `options.sparsity`. */
   l0Controller: L0Controller | null = null;
@@ -83,6 +88,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     this.optimizer = createOptimizer(options.optimizer, params);
     this.trainState = arch.initTrainState(cfg);
     this.firedInWindow = new Uint8Array(cfg.dSae);
+    this.firedRecently = new Uint8Array(cfg.dSae);
     this.ctx = { ...ctx, workspace: (ctx as SaeContext).workspace ?? new Workspace() };
   }
 
@@ -130,13 +136,14 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     const active = (out as Partial<SparseLossAndGrads>).activeLatents;
     let nonzero = 0;
     const fired = this.firedInWindow;
+    const recent = this.firedRecently;
     if (active) {
       nonzero = active.countNonzero();
-      for (let e = 0; e < active.nnz; e++) if (active.values[e] !== 0) fired[active.indices[e]!] = 1;
+      for (let e = 0; e < active.nnz; e++) if (active.values[e] !== 0) fired[active.indices[e]!] = recent[active.indices[e]!] = 1;
     } else {
       const f = out.latents.data;
       const m = this.cfg.dSae;
-      for (let i = 0; i < f.length; i++) if (f[i] !== 0) (nonzero++, (fired[i % m] = 1));
+      for (let i = 0; i < f.length; i++) if (f[i] !== 0) (nonzero++, (fired[i % m] = recent[i % m] = 1));
     }
     const fvu = batchFvu(x, out.xHat);
     ws.phase(null);
@@ -155,6 +162,14 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     let dead = 0;
     for (const v of this.firedInWindow) if (v === 0) dead++;
     return dead / this.firedInWindow.length;
+  }
+
+  /** Fraction of latents that did not fire since the previous call (or the start), and a new recent window. */
+  takeRecentDeadFraction(): number {
+    let dead = 0;
+    for (const v of this.firedRecently) if (v === 0) dead++;
+    this.firedRecently.fill(0);
+    return dead / this.firedRecently.length;
   }
 
   /** JSON-able training state besides params and optimiser slots. */

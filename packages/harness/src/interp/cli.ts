@@ -12,6 +12,14 @@ const intList = (flag: string) => (v: string) => {
   return xs;
 };
 
+/** 'all' or a non-negative integer. */
+const latentsArg = (v: string): 'all' | number => {
+  if (v === 'all') return 'all';
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`--latents must be 'all' or a non-negative integer, got '${v}'`);
+  return n;
+};
+
 export function registerInterpCommands(program: Command): void {
   program
     .command('probe')
@@ -46,7 +54,7 @@ export function registerInterpCommands(program: Command): void {
     .option('--corpus <names>', "corpora joined by '+' (Brown's POS tags feed the POS-purity score)", 'brown+sotu')
     .addOption(new Option('--split <split>', 'document split').choices(['train', 'validation', 'test']).default('validation'))
     .option('--tokens <n>', 'tokens to stream through the LM and SAE', int('--tokens'), 100_000)
-    .option('--latents <n>', "latents that get a page: 'all' or a count (a seeded sample of the latents that fired)", (v: string) => (v === 'all' ? 'all' : int('--latents')(v)), 200)
+    .option('--latents <n>', "latents that get a page: 'all' or a count (a seeded sample of the latents that fired)", latentsArg, 200)
     .option('--site <site>', "hook site (default: the SAE's hook_name)")
     .option('--context <n>', 'window length (BOS first)', int('--context'), 128)
     .option('--top-k <k>', 'top-activating contexts kept per latent', int('--top-k'), 20)

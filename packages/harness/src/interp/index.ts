@@ -6,3 +6,4 @@ export * from './probe.js';
 export * from './latent-stats.js';
 export * from './dashboard.js';
 export * from './dashboard-html.js';
+export * from './sweep-interp.js';

@@ -45,6 +45,8 @@ export interface ProbeDataOptions {
   posDocTokens?: number;
   /** Document tasks: tokens per document mean-pooled (default 256). */
   docTokens?: number;
+  /** Shares a corpus's document activations between tasks (sotu-era and sotu-party read the same documents). */
+  documentCache?: Map<string, { x: Float32Array; offsets: Int32Array }>;
 }
 
 /** A task's raw activations and labels. */
@@ -149,12 +151,19 @@ export async function buildProbeData(lm: HookableLM, tokenizer: TextTokenizer, s
   const labelOf = (id: string) =>
     task === 'brown-genre' ? id[1]! : task === 'sotu-era' ? halfCentury(sotuMetadata(id).year) : sotuMetadata(id).party;
   const names = [...new Set(docs.map((doc) => labelOf(doc.id)))].sort();
-  const tokens = docs.map((doc) => tokenizer.encode(doc.text).slice(0, o.docTokens ?? 256));
-  const acts = await documentActivations(lm, tokenizer, site, tokens, T, batch);
-  const offsets = new Int32Array(docs.length + 1);
-  tokens.forEach((t, i) => (offsets[i + 1] = offsets[i]! + t.length));
-  const x = new Float32Array(offsets[docs.length]! * d);
-  acts.forEach((a, i) => x.set(a, offsets[i]! * d));
+  const key = `${corpus}/${o.docTokens ?? 256}/${T}/${site}`;
+  let cached = o.documentCache?.get(key);
+  if (!cached) {
+    const tokens = docs.map((doc) => tokenizer.encode(doc.text).slice(0, o.docTokens ?? 256));
+    const acts = await documentActivations(lm, tokenizer, site, tokens, T, batch);
+    const offsets = new Int32Array(docs.length + 1);
+    tokens.forEach((t, i) => (offsets[i + 1] = offsets[i]! + t.length));
+    const x = new Float32Array(offsets[docs.length]! * d);
+    acts.forEach((a, i) => x.set(a, offsets[i]! * d));
+    cached = { x, offsets };
+    o.documentCache?.set(key, cached);
+  }
+  const { x, offsets } = cached;
   return {
     task,
     level: 'document',

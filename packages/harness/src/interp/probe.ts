@@ -59,7 +59,8 @@ export async function probeSaeOnData(
 /** Builds the probing data for `tasks` once (LM forward passes), for probing many SAEs. */
 export async function buildProbeSuite(lm: HookableLM, tokenizer: TextTokenizer, site: string, tasks: readonly ProbeTaskName[], o: ProbeDataOptions = {}): Promise<ProbeData[]> {
   const out: ProbeData[] = [];
-  for (const t of tasks) out.push(await buildProbeData(lm, tokenizer, site, t, o));
+  const documentCache = o.documentCache ?? new Map();
+  for (const t of tasks) out.push(await buildProbeData(lm, tokenizer, site, t, { ...o, documentCache }));
   return out;
 }
 
@@ -70,12 +71,14 @@ export async function runProbe(opts: ProbeCliOptions, log: (s: string) => void =
   if (!site) throw new Error('probe needs --site: the SAE folder names no hook_name');
   const { lm, tokenizer } = await openLanguageModel(o.lm);
   if (!lm.sites().includes(site)) throw new Error(`the LM has no site '${site}' (it has ${lm.sites().slice(0, 6).join(', ')}, …)`);
+  if (lm.siteDim(site) !== sae.cfg.dIn) throw new Error(`the LM's ${site} has d = ${lm.siteDim(site)} but the SAE's d_in is ${sae.cfg.dIn}`);
   const engine = await defaultEngine();
   const tasks = o.task === 'all' ? PROBE_TASKS : [o.task];
   const reports: TaskReport[] = [];
+  const documentCache = new Map();
   for (const t of tasks) {
     const t0 = performance.now();
-    const data = await buildProbeData(lm, tokenizer, site, t, { contextLength: o.context });
+    const data = await buildProbeData(lm, tokenizer, site, t, { contextLength: o.context, documentCache });
     reports.push(await probeSaeOnData(sae, data, { ks: o.k, seed: o.seed, engine }));
     log(`probe ${t}: ${data.examples.label.length} examples from ${data.documents} documents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

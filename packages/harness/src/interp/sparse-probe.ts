@@ -7,7 +7,7 @@
  * out), truncated to P. Then, on the TRAIN split only:
  *   - features ranked by |mean over positives − mean over negatives| (SAEBench `get_top_k_mean_diff_mask`);
  *   - for each k: an L2 logistic regression (C = 1, logistic.ts) on the top-k features; accuracy on the TEST split;
- *   - the best single feature: for each of the top 50 features by mean difference, the threshold (on the side of its
+ *   - the best single feature: for each of the top 20 features by mean difference, the threshold (on the side of its
  *     mean difference) that maximises train F1; the feature with the best train F1 is reported with its test F1.
  * `all: true` also fits the probe on every feature (the raw-activation baseline uses it; for an SAE this would be
  * a dense probe on thousands of latents, which SAEBench does on a GPU and we skip).
@@ -55,6 +55,8 @@ export interface ProbeOptions {
 }
 
 export const DEFAULT_PROBE_KS = [1, 2, 5, 20] as const;
+/** Features (by mean difference) searched for the best single feature. */
+export const BEST_FEATURE_CANDIDATES = 20;
 
 /** Indices of a balanced one-vs-rest sample from `split` (SAEBench's recipe, see module comment). */
 export function balancedSample(ex: LabelledExamples, cls: number, split: 0 | 1, rng: Rng, maxPositives: number): { index: number[]; y: number[] } {
@@ -167,7 +169,7 @@ export function probeClass(f: FeatureMatrix, ex: LabelledExamples, cls: number, 
     bestFeature: { index: -1, f1: 0, trainF1: -1 },
   };
   if (o.all) result.accuracyAll = fitAndScore(Int32Array.from({ length: f.cols }, (_, j) => j));
-  for (const j of order.subarray(0, Math.min(50, f.cols))) {
+  for (const j of order.subarray(0, Math.min(BEST_FEATURE_CANDIDATES, f.cols))) {
     const sign = diff[j]! >= 0 ? 1 : -1;
     const trainValues = gather(f, train.index, [j]);
     const { t, f1 } = bestThreshold(trainValues, train.y, sign);

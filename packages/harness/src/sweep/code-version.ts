@@ -1,24 +1,28 @@
 /**
  * The code version in a point's cache key: a hash of the source files that can change a trained SAE or its
- * metrics — core, the point's architecture package, the harness training/evaluation path and the sweep's point
- * runner — so editing TopK's kernels reruns only TopK points, and editing the report code reruns nothing.
+ * metrics — core, the folder of the point's architecture (the one its `source` module lives in: its package's
+ * src/), the harness training/evaluation path and the sweep's point runner — so editing TopK's kernels reruns only
+ * TopK points (and BatchTopK's, which shares the package), and editing the report code reruns nothing.
  * The language model's code is covered separately, through its fingerprint (`lmCodeVersion`).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArchName } from '@saelab/core';
+import { getArchitecture } from '../registry.js';
 import { CODE_VERSION } from '../sae-folder.js';
 
 const PACKAGES = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-const ARCH_PACKAGE: Record<ArchName, string> = { relu: 'sae-relu', gated: 'sae-gated', topk: 'sae-topk', jumprelu: 'sae-jumprelu', batchtopk: 'sae-topk' };
+/** The architecture's source folder relative to packages/ (e.g. 'sae-topk/src'). */
+const archSources = (arch: ArchName): string => relative(PACKAGES, dirname(fileURLToPath(getArchitecture(arch).source)));
 
 /** Files (relative to packages/) whose contents define results, besides the architecture package. */
 const SHARED = [
   'core/src',
   'harness/src/train.ts',
+  'harness/src/train-run.ts',
   'harness/src/evaluate.ts',
   'harness/src/data.ts',
   'harness/src/sae-folder.ts',
@@ -59,7 +63,7 @@ function memoised(key: string, compute: () => string): string {
 
 /** `0.1.0+<12 hex>`: the package version plus a hash of the source files named above. */
 export function codeVersion(arch: ArchName): string {
-  return memoised(arch, () => `${CODE_VERSION}+${sourceHash([...SHARED, `${ARCH_PACKAGE[arch]}/src`])}`);
+  return memoised(arch, () => `${CODE_VERSION}+${sourceHash([...SHARED, archSources(arch)])}`);
 }
 
 /**

@@ -5,13 +5,14 @@
  * A point is one SAE: (architecture, sparsity setting, seed, expansion). The sparsity setting is either a shared
  * L0 target (λ-based architectures are calibrated to it, TopK uses k = target) or an explicit λ / k.
  */
+import { sweepInterpSchema } from '../interp/sweep-config.js';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { ArchName } from '@saelab/core';
-import { ARCH_NAMES, K_ARCH_NAMES as K_ARCHS } from '../registry.js';
+import { ARCH_NAMES, getArchitecture } from '../registry.js';
 import { hashOf } from '../hash.js';
 
 const archEnum = z.enum(ARCH_NAMES as [ArchName, ...ArchName[]]);
@@ -81,9 +82,9 @@ export const sweepConfigSchema = z
     grid: z
       .object({
         architectures: z.array(archEnum).min(1),
-        /** Shared L0 targets: TopK uses k = target, λ-based architectures are calibrated to land near it. */
+        /** Shared L0 targets: k-based architectures use k = target, λ-based ones are calibrated to land near it. */
         l0Targets: z.array(z.number().int().positive()).default([]),
-        /** Explicit sparsity values per architecture (λ, or k for topk), run without calibration. */
+        /** Explicit sparsity values per architecture (λ, or k for the k-based ones), run without calibration. */
         sparsity: z.partialRecord(archEnum, z.array(z.number().positive())).default({}),
         seeds: z.array(z.number().int().nonnegative()).min(1).default([0]),
         /** Dictionary size as a multiple of d_in. */
@@ -114,6 +115,8 @@ export const sweepConfigSchema = z
       .strict()
       .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0, method: 'probe' }),
     eval: z.object({ batch: z.number().int().positive().default(4096) }).strict().default({ batch: 4096 }),
+    /** Sparse probing and latent dashboards after the points (with an LM; docs/interpretability.md). Not in point hashes. */
+    interp: sweepInterpSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -122,9 +125,10 @@ export const sweepConfigSchema = z
     for (const a of Object.keys(c.grid.sparsity)) {
       if (!c.grid.architectures.includes(a as ArchName)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `'${a}' is not in grid.architectures` });
     }
-    for (const a of K_ARCHS) {
-      for (const k of c.grid.sparsity[a] ?? []) {
-        if (!Number.isInteger(k)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `k must be an integer, got ${k}` });
+    for (const [a, values] of Object.entries(c.grid.sparsity)) {
+      const knob = getArchitecture(a).sparsity;
+      for (const v of values ?? []) {
+        if (knob.integer && !Number.isInteger(v)) ctx.addIssue({ code: 'custom', path: ['grid', 'sparsity', a], message: `${knob.name} must be an integer, got ${v}` });
       }
     }
     if (c.source === 'default' && !c.activations && !c.lm) {
@@ -258,7 +262,7 @@ export function expandGrid(c: SweepConfig): PointSpec[] {
       ];
       for (const s of settings) {
         for (const seed of c.grid.seeds) {
-          const knob = s.target !== null ? `l0_${s.target}` : K_ARCHS.includes(arch) ? `k_${s.sparsity}` : `lam_${s.sparsity}`;
+          const knob = s.target !== null ? `l0_${s.target}` : `${getArchitecture(arch).sparsity.short}_${s.sparsity}`;
           out.push({ id: `${arch}-${knob}-x${expansion}-s${seed}`, arch, ...s, seed, expansion });
         }
       }
@@ -279,7 +283,7 @@ export function trainingFor(c: SweepConfig, arch: ArchName): z.output<typeof tra
  * (λ-based archs with a target), the data fingerprint and the code version. Nothing about other architectures.
  */
 export function pointKey(c: SweepConfig, p: PointSpec, dataFingerprint: string, codeVersion: string): Record<string, unknown> {
-  const calibrated = p.target !== null && !K_ARCHS.includes(p.arch);
+  const calibrated = p.target !== null && getArchitecture(p.arch).sparsity.forL0Target(p.target) === null;
   return {
     point: { arch: p.arch, target: p.target, sparsity: p.sparsity, seed: p.seed, expansion: p.expansion },
     training: trainingFor(c, p.arch),

@@ -4,7 +4,7 @@
  */
 import { windowedLmStats, runMeans } from '@saelab/activations';
 import { type DensityHistogram, type GemmEngine, SaeBenchExplainedVariance, type Tensor, defaultEngine, klDivScore, latentDensityHistogram } from '@saelab/core';
-import { loadSae } from '../sae-folder.js';
+import type { LoadedSae } from '../sae-folder.js';
 import { type SweepBaselines, sweepBaselines } from './baselines.js';
 import type { SweepData } from './dataset.js';
 import { evalBlocks, forEachEvalGroup } from './eval-blocks.js';
@@ -47,8 +47,7 @@ interface SaeLike {
   dSae: number;
 }
 
-async function saeOf(saeDir: string, engine: GemmEngine): Promise<SaeLike> {
-  const sae = await loadSae(saeDir);
+function saeOf(sae: Pick<LoadedSae, 'arch' | 'cfg' | 'params'>, engine: GemmEngine): SaeLike {
   return {
     dSae: sae.cfg.dSae,
     encode: (x) => sae.arch.encode(sae.params, x, sae.cfg, { engine }),
@@ -56,14 +55,14 @@ async function saeOf(saeDir: string, engine: GemmEngine): Promise<SaeLike> {
   };
 }
 
-/** The field metrics of the SAE in `saeDir` on the sweep's held-out data. */
+/** The field metrics of a trained SAE (in its served form: what its folder loads as) on the sweep's held-out data. */
 export async function pointFieldMetrics(
   data: SweepData,
-  saeDir: string,
+  served: Pick<LoadedSae, 'arch' | 'cfg' | 'params'>,
   o: { cacheDir: string; batchWindows: number; engine?: GemmEngine; log: (s: string) => void },
 ): Promise<PointField> {
   const engine = o.engine ?? (await defaultEngine());
-  const sae = await saeOf(saeDir, engine);
+  const sae = saeOf(served, engine);
   const blocks = evalBlocks(data);
   const nb = blocks.rows.length;
   const l0 = new Array<number>(nb).fill(0);

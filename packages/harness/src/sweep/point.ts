@@ -1,21 +1,23 @@
 /**
  * One sweep point, start to finish: (calibrate λ) → train → held-out metrics → ΔLM loss by splicing x̂ into the
- * LM → `result.json`. Everything lives in `<cache>/points/<hash>/`, the hash covering the point's settings, the
- * data fingerprint and the code version, so a finished point is never recomputed and an interrupted one resumes
- * from the trainer's checkpoint. Calibrations are cached per (architecture settings, target) and shared by seeds.
+ * LM → `result.json`. Training runs in memory (`trainRun`); the point's folder `<cache>/points/<id>-<hash>/` gets the
+ * trained SAE (for the run folder's `saes/`), the result, and while a run is under way its resumable state. The
+ * hash covers the point's settings, the data fingerprint and the code version, so a finished point is never
+ * recomputed and an interrupted one resumes from the trainer's checkpoint. Calibrations are cached per
+ * (architecture settings, target) and shared by seeds.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import type { SpliceBaseline } from '@saelab/activations';
-import { type GemmEngine, type MetricsSummary, defaultEngine, defaultSparsityFor, writeFileAtomic } from '@saelab/core';
-import { type ActivationInput, rowRange } from '../data.js';
+import { type GemmEngine, type LoadedSae, type MetricsSummary, defaultEngine, defaultSparsityFor, writeFileAtomic } from '@saelab/core';
+import { rowRange, splitHeldOut } from '../data.js';
 import { type LmFidelity, evaluateSae, lmFidelity, metricsJson } from '../evaluate.js';
-import { getArchitecture } from '../registry.js';
-import { loadSae } from '../sae-folder.js';
 import { hashOf } from '../hash.js';
-import { type TrainOptions, type TrainResult, trainSae } from '../train.js';
+import { getArchitecture } from '../registry.js';
+import { saveTrainedSae, stateFile, statePathFor, trainingProgress } from '../train.js';
+import { type TrainRunResult, type TrainRunSpec, trainRun } from '../train-run.js';
 import { type CalibrationProbe, type CalibrationResult, calibrateLambda, l0Slope, lambdaFromHints } from './calibrate.js';
 import { codeVersion } from './code-version.js';
 import { type PointSpec, type SweepConfig, pointHash, pointKey, trainingFor } from './config.js';
@@ -34,8 +36,8 @@ export interface PointResult {
   seed: number;
   expansion: number;
   dSae: number;
-  /** The sparsity setting the final SAE was trained with. */
-  sparsity: { knob: 'lambda' | 'k'; value: number };
+  /** The sparsity value the final SAE was trained with, and its name (`arch.sparsity.name`: 'lambda', 'k'). */
+  sparsity: { knob: string; value: number };
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
   /** One-pass L0 targeting (calibration.method 'controller'): the controller's starting and final λ. */
   controller?: { initialLambda: number; finalLambda: number } | null;
@@ -72,14 +74,8 @@ export class SweepInterrupted extends Error {
   }
 }
 
-const asInput = (src: { rows: number; d: number; readRows: ActivationInput['readRows'] }, description: string, fingerprint: string): ActivationInput => ({
-  rows: src.rows,
-  d: src.d,
-  readRows: (s, n) => src.readRows(s, n),
-  description,
-  fingerprint,
-  close: async () => undefined,
-});
+/** The training settings every run of a point shares (full-length runs, refinement and calibration probes). */
+type RunSettings = Omit<TrainRunSpec, 'train' | 'heldOut' | 'steps' | 'sparsity'>;
 
 /** Runs (or loads) one point. */
 export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ result: PointResult; cached: boolean }> {
@@ -92,31 +88,58 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const dir = pointDir(ctx, p);
   await mkdir(dir, { recursive: true });
   const engine = ctx.engine ?? (await defaultEngine());
-  const { base, steps } = trainBase(ctx, p);
+  const { base, steps } = trainBase(ctx, p, engine);
+  const batch = base.batch;
 
-  // The sparsity setting: k = target for TopK, a calibrated λ for the others, or the explicit value.
+  // The sparsity value: the explicit one, the target itself where the architecture's value is the L0 (k), or a
+  // λ calibrated to the target.
   const t0 = performance.now();
   let calibration: CalibrationResult | null = null;
   let value: number;
-  const controlled = p.target !== null && arch.sparsityKnob !== 'k' && c.calibration.method === 'controller';
+  // calibration.method 'controller': one run whose λ a controller steers to the target (no probes, no refinement).
+  const controlled = p.target !== null && arch.sparsity.forL0Target(p.target) === null && c.calibration.method === 'controller';
   if (p.target === null) value = p.sparsity!;
-  else if (arch.sparsityKnob === 'k') value = p.target;
-  else if (controlled) value = controllerStart(ctx, p);
   else {
-    calibration = await calibrate(ctx, p, base, steps);
-    value = calibration.lambda;
+    const direct = arch.sparsity.forL0Target(p.target);
+    if (direct !== null) value = direct;
+    else if (controlled) value = controllerStart(ctx, p);
+    else {
+      calibration = await calibrate(ctx, p, base, steps);
+      value = calibration.lambda;
+    }
   }
   const calibrationSeconds = (performance.now() - t0) / 1000;
 
-  const full = (out: string, v: number): Promise<TrainResult> =>
-    trainSae(
-      { ...base, out, steps, evalRows: data.heldOutRows, quiet: ctx.quiet ?? false, ...(arch.sparsityKnob === 'k' ? { k: v } : { sparsity: v }), ...(controlled ? { l0Target: p.target! } : {}) },
-      { engine, signal: ctx.signal, source: asInput(data.combined, data.description, data.fingerprint) },
-    );
-  const saeDir = join(dir, 'sae');
-  let r = await full(saeDir, value);
-  if (r.interrupted) throw new SweepInterrupted(p.id);
-  const controller = controlled ? { initialLambda: value, finalLambda: r.finalSparsity! } : null;
+  // Full-length runs train on the training rows and are measured on the held-out tail; their state is kept in the
+  // point's folder while they run, so an interrupted sweep resumes them.
+  const { train, heldOut } = splitHeldOut(data.combined, data.heldOutRows);
+  const full = async (name: string, v: number): Promise<TrainRunResult> => {
+    const state = stateFile(statePathFor(join(dir, name)));
+    const resume = await state.load();
+    const bar = ctx.quiet ? null : trainingProgress(p.arch, batch);
+    bar?.start(steps, resume?.step ?? 0);
+    const r = await trainRun({
+      ...base,
+      train,
+      heldOut,
+      steps,
+      sparsity: v,
+      ...(controlled ? { l0Target: p.target! } : {}),
+      dataFingerprint: data.fingerprint,
+      resume,
+      checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
+      onCheckpoint: state.save,
+      onStep: bar?.onStep,
+    }).finally(() => bar?.stop());
+    if (r.interrupted) {
+      await state.save(r.checkpoint!);
+      throw new SweepInterrupted(p.id);
+    }
+    await state.remove();
+    return r;
+  };
+  let r = await full('sae', value);
+  const controller = controlled ? { initialLambda: value, finalLambda: r.finalSparsity } : null;
   if (controller) value = controller.finalLambda;
 
   // Refinement: short calibration runs can land off; one full-length correction along the fitted slope. It
@@ -125,8 +148,8 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const refined: CalibrationProbe[] = [];
   if (calibration && p.target !== null && c.calibration.refineRuns > 0) {
     const tail = rowRange(data.combined, data.trainRows - calibrationRows(data), calibrationRows(data));
-    const trainL0 = async (out: string) => (await evaluateSae(await loadSae(out), tail, { engine })).l0.mean;
-    let l0 = await trainL0(saeDir);
+    const trainL0 = async (run: TrainRunResult) => (await evaluateSae(run.served, tail, { engine })).l0.mean;
+    let l0 = await trainL0(r);
     for (let i = 0; i < c.calibration.refineRuns; i++) {
       const miss = Math.abs(Math.log(Math.max(l0, 1e-3) / p.target));
       if (miss <= Math.log1p(c.calibration.tolerance)) break;
@@ -135,24 +158,21 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
       const slope = l0Slope([...calibration.trace, ...refined]);
       const next = value * Math.exp((Math.log(p.target) - Math.log(Math.max(l0, 1e-3))) / slope);
       ctx.log(`  ${p.id}: full-length L0 ${l0.toFixed(1)} (training rows) misses ${p.target}; retraining at λ ${next.toPrecision(3)}`);
-      const alt = join(dir, 'sae-refine');
-      const r2 = await full(alt, next);
-      if (r2.interrupted) throw new SweepInterrupted(p.id);
-      const l02 = await trainL0(alt);
+      const r2 = await full('sae-refine', next);
+      const l02 = await trainL0(r2);
       const miss2 = Math.abs(Math.log(Math.max(l02, 1e-3) / p.target));
       refined.push({ lambda: next, l0: l02 });
       if (miss2 < miss) {
-        await rm(saeDir, { recursive: true, force: true });
-        await rename(alt, saeDir);
-        r = { ...r2, out: saeDir };
+        r = r2;
         value = next;
         l0 = l02;
-      } else await rm(alt, { recursive: true, force: true });
+      }
     }
   }
 
-  const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, saeDir, c.data.batch) : null;
-  const field = await pointFieldMetrics(data, saeDir, { cacheDir: ctx.cacheDir, batchWindows: c.data.batch, engine: ctx.engine, log: ctx.log });
+  await saveTrainedSae(join(dir, 'sae'), r, { dataFingerprint: data.fingerprint, data: data.description, seed: p.seed, hookName: data.site, modelName: data.lm?.description });
+  const lm = data.lm && data.evalWindows ? await lmMetrics(ctx, r.served, c.data.batch) : null;
+  const field = await pointFieldMetrics(data, r.served, { cacheDir: ctx.cacheDir, batchWindows: c.data.batch, engine: ctx.engine, log: ctx.log });
   const result: PointResult = {
     id: p.id,
     hash,
@@ -161,10 +181,10 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     seed: p.seed,
     expansion: p.expansion,
     dSae: Math.round(p.expansion * data.d),
-    sparsity: { knob: arch.sparsityKnob, value },
+    sparsity: { knob: arch.sparsity.name, value },
     calibration: calibration ? { ...calibration, refined } : null,
     controller,
-    metrics: { ...metricsJson(r.metrics), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
+    metrics: { ...metricsJson(r.metrics!), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
     field,
     train: { steps: r.steps, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, calibrationSeconds },
@@ -182,14 +202,12 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   return { result, cached: false };
 }
 
-/** The options every training run of a point shares (full run, refinements, calibration probes). */
-function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { base: Omit<TrainOptions, 'out'>; steps: number } {
-  const { config: c, data } = ctx;
-  const t = trainingFor(c, p.arch);
+/** The settings every training run of a point shares (full run, refinements, calibration probes), and its steps. */
+function trainBase(ctx: Pick<PointContext, 'config' | 'signal'>, p: PointSpec, engine: GemmEngine): { base: RunSettings; steps: number } {
+  const t = trainingFor(ctx.config, p.arch);
   const steps = Math.max(1, Math.ceil(t.tokens / t.batch));
-  const base: Omit<TrainOptions, 'out'> = {
-    arch: p.arch,
-    activations: data.description,
+  const base: RunSettings = {
+    arch: getArchitecture(p.arch),
     expansion: p.expansion,
     batch: t.batch,
     seed: p.seed,
@@ -199,21 +217,20 @@ function trainBase(ctx: Pick<PointContext, 'config' | 'data'>, p: PointSpec): { 
     lrSchedule: t.lrSchedule,
     gradClip: t.gradClip,
     bDecInit: t.bDecInit,
-    hookName: data.site,
-    modelName: data.lm?.description,
-    checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
+    engine,
+    signal: ctx.signal,
   };
   return { base, steps };
 }
 
 /**
  * The calibration stage of a point alone: its calibrated λ (cached, shared by seeds), or null for points that need
- * none (TopK/BatchTopK, explicit λ). Schedulers run it as a stage before the points (`sweep-point --calibrate-only`),
+ * none (architectures whose sparsity value is the L0 itself, explicit values). Schedulers run it as a stage before the points (`sweep-point --calibrate-only`),
  * one family's targets in grid order, so each calibration starts from the same neighbours as in a local sweep.
  */
 export async function calibratePoint(ctx: PointContext, p: PointSpec): Promise<CalibrationResult | null> {
-  if (p.target === null || getArchitecture(p.arch).sparsityKnob === 'k') return null;
-  const { base, steps } = trainBase(ctx, p);
+  if (p.target === null || getArchitecture(p.arch).sparsity.forL0Target(p.target) !== null || ctx.config.calibration.method === 'controller') return null;
+  const { base, steps } = trainBase(ctx, p, ctx.engine ?? (await defaultEngine()));
   return calibrate(ctx, p, base, steps);
 }
 
@@ -226,9 +243,8 @@ export function machineInfo(): Record<string, unknown> {
 const baselinesOf = new WeakMap<SweepData, Map<string, SpliceBaseline>>();
 
 /** ΔLM loss and CE recovered on the held-out windows, `batchWindows` windows per forward pass. */
-async function lmMetrics(ctx: PointContext, saeDir: string, batchWindows: number): Promise<LmResult> {
+async function lmMetrics(ctx: PointContext, sae: LoadedSae, batchWindows: number): Promise<LmResult> {
   const { lm, evalWindows: ev, site } = ctx.data;
-  const sae = await loadSae(saeDir);
   const windows = { tokens: ev!.tokens, batch: ev!.windows, seqLen: ev!.seqLen };
   if (!baselinesOf.has(ctx.data)) baselinesOf.set(ctx.data, new Map());
   return lmFidelity(lm!.lm, windows, site, sae, { batchWindows, engine: ctx.engine, baselines: baselinesOf.get(ctx.data) });
@@ -253,7 +269,7 @@ function familyDir(ctx: PointContext, p: PointSpec): string {
 }
 
 /** Calibrated λ for a point's target: cached per (arch settings, target), shared across seeds. */
-async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOptions, 'out'>, steps: number): Promise<CalibrationResult> {
+async function calibrate(ctx: PointContext, p: PointSpec, base: RunSettings, steps: number): Promise<CalibrationResult> {
   const { config: c, data } = ctx;
   const cal = c.calibration;
   const famDir = familyDir(ctx, p);
@@ -268,41 +284,30 @@ async function calibrate(ctx: PointContext, p: PointSpec, base: Omit<TrainOption
   const arch = getArchitecture(p.arch);
   const calSteps = Math.min(steps, Math.max(cal.minSteps, Math.round(cal.stepsFraction * steps)));
   const scale = calSteps / steps;
-  const calRows = calibrationRows(data);
-  const source = asInput(rowRange(data.combined, 0, data.trainRows), `${data.description} (calibration)`, `${data.fingerprint}/train`);
-  const tmp = join(famDir, `tmp-${process.pid}-${p.target}`);
-  const engine = ctx.engine ?? (await defaultEngine());
-  try {
-    const result = await calibrateLambda({
-      target: p.target!,
-      initialLambda: lambdaFromHints(p.target!, hints) ?? defaultSparsityFor(arch, { dIn: data.d, dSae: Math.round(p.expansion * data.d), applyBDecToInput: true }),
-      tolerance: cal.tolerance,
-      maxIters: cal.maxIters,
-      probe: async (lambda) => {
-        const r = await trainSae(
-          {
-            ...base,
-            seed: cal.seed,
-            out: tmp,
-            steps: calSteps,
-            sparsity: lambda,
-            evalRows: calRows,
-            quiet: true,
-            checkpointEvery: calSteps + 1,
-            lrWarmup: base.lrWarmup === undefined ? undefined : Math.round(base.lrWarmup * scale),
-            sparsityWarmup: base.sparsityWarmup === undefined ? undefined : Math.round(base.sparsityWarmup * scale),
-          },
-          { engine, signal: ctx.signal, source },
-        );
-        if (r.interrupted) throw new SweepInterrupted(p.id);
-        return r.metrics.l0.mean;
-      },
-      onProbe: (pr, i) => ctx.log(`  calibrate ${p.arch} → L0 ${p.target}: #${i} λ ${pr.lambda.toPrecision(3)} → L0 ${pr.l0.toFixed(1)} (${calSteps} steps)`),
-    });
-    await writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
-    return result;
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-    await rm(`${tmp}.train-state.safetensors`, { force: true });
-  }
+  // Probes train on the training rows but a tail, and measure L0 on that tail (never on the held-out rows).
+  const { train, heldOut: tail } = splitHeldOut(rowRange(data.combined, 0, data.trainRows), calibrationRows(data));
+  const result = await calibrateLambda({
+    target: p.target!,
+    initialLambda: lambdaFromHints(p.target!, hints) ?? defaultSparsityFor(arch, { dIn: data.d, dSae: Math.round(p.expansion * data.d), applyBDecToInput: true }),
+    tolerance: cal.tolerance,
+    maxIters: cal.maxIters,
+    probe: async (lambda) => {
+      const r = await trainRun({
+        ...base,
+        train,
+        heldOut: tail,
+        seed: cal.seed,
+        steps: calSteps,
+        sparsity: lambda,
+        dataFingerprint: `${data.fingerprint}/train`,
+        lrWarmup: base.lrWarmup === undefined ? undefined : Math.round(base.lrWarmup * scale),
+        sparsityWarmup: base.sparsityWarmup === undefined ? undefined : Math.round(base.sparsityWarmup * scale),
+      });
+      if (r.interrupted) throw new SweepInterrupted(p.id);
+      return r.metrics!.l0.mean;
+    },
+    onProbe: (pr, i) => ctx.log(`  calibrate ${p.arch} → L0 ${p.target}: #${i} λ ${pr.lambda.toPrecision(3)} → L0 ${pr.l0.toFixed(1)} (${calSteps} steps)`),
+  });
+  await writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
+  return result;
 }

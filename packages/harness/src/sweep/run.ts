@@ -19,6 +19,7 @@ import { baselineData } from './plot-baselines.js';
 import { densityRows, densitySpec } from './plot-density.js';
 import { type PointResult, machineInfo, pointDir, readCachedPoint, runPoint } from './point.js';
 import { renderHtml, renderMarkdown } from './report.js';
+import { sweepInterpretability } from '../interp/sweep-interp.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const defaultCacheDir = () => process.env.SAELAB_CACHE_DIR ?? join(REPO_ROOT, '.cache', 'saelab');
@@ -96,6 +97,7 @@ export async function runSweep(o: SweepRunOptions): Promise<SweepRunResult> {
     const summaries = await summarise(results, data);
     const wallSeconds = (performance.now() - t0) / 1000;
     await writeOutputs(runDir, c, data, results, summaries, cacheDir, { command: o.command ?? 'saelab sweep', wallSeconds, computed, cached, baselines });
+    await sweepInterpretability({ runDir, config: c, data, points: results, cacheDir, engine, log });
     log(`${computed} points trained, ${cached} from the cache; wall time ${wallSeconds.toFixed(1)} s`);
     return { runDir, points: results, summaries, computed, cached, wallSeconds };
   } finally {
