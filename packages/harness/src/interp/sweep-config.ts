@@ -19,7 +19,7 @@ export const sweepInterpSchema = z
     dashboards: z.boolean().default(true),
     /** L0 the dashboards' points are chosen nearest to (default: the geometric mean of the L0 targets). */
     dashboardL0: z.number().positive().optional(),
-    dashboardTokens: z.number().int().positive().default(20_000),
+    dashboardTokens: z.number().int().positive().default(10_000),
     dashboardLatents: z.number().int().nonnegative().default(64),
   })
   .strict();
