@@ -8,7 +8,7 @@ import { Rng, SaeTrainer, jsEngine, recipeOptions } from '@saelab/core';
 import { matmulRows64, randomParams, randomTensor, toParams64 } from '@saelab/core/testing';
 import { type JumpReluConfig, jumpRelu } from '../src/index.js';
 
-const cfg: JumpReluConfig = jumpRelu.configSchema.parse({ dIn: 6, dSae: 8, bandwidth: 0.05, initialThreshold: 0.001 });
+const cfg: JumpReluConfig = jumpRelu.configSchema.parse({ dIn: 6, dSae: 8, bandwidth: 0.05, initialThreshold: 0.001, thresholdStepBound: 2 });
 
 /** dθ_i = Σ_rows [−(θ/ε)K(u)·∂L/∂f − (λ/B)(1/ε)K(u)], u = (pre − θ)/ε, K = 1[|u| < ½], ∂L/∂f = (2/B)(x̂ − x)·W_dec,i. */
 function thetaGrad64(p: ReturnType<typeof toParams64>, x: Float64Array, rows: number, lambda: number): Float64Array {
