@@ -90,8 +90,9 @@ if (peers && /reference BLAS/.test((started as { info: { blas: string } }).info.
   console.log('  warning: torch runs on the reference BLAS (~25× slower than OpenBLAS): install libopenblas0-pthread for a fair peer');
 }
 
-// The fp32 GEMM peak of this machine, now: both engines at the encoder's shape and at 2048³; "peak" is the best.
-const peakShapes: [number, number, number][] = [[batch, dIn, dSae], [2048, 2048, 2048]];
+// The fp32 GEMM peak of this machine, now: both engines at the default encoder shape (4096×512×4096) and at 2048³;
+// "peak" is the best. Fixed shapes, so a wide run's peak RSS is not inflated by a [B, d_sae] peak-measurement buffer.
+const peakShapes: [number, number, number][] = [[4096, 512, 4096], [2048, 2048, 2048]];
 const ortPeak = await engineGemmPeak(engine, peakShapes);
 const torchPeak = peers ? await peers.gemm(peakShapes) : [];
 const PEAK_GFLOPS = Math.max(...[...ortPeak, ...torchPeak].map((g) => g.gflops));

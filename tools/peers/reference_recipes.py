@@ -670,6 +670,7 @@ def main():
     p.add_argument('--tolerance', type=float, default=0.15)
     p.add_argument('--max-calib', type=int, default=4)
     p.add_argument('--threads', type=int, default=1, help='torch threads (0: os.cpu_count())')
+    p.add_argument('--at-lr', type=float, default=None, help='helper process: only --targets at this lr, first seed')
     p.add_argument('--tune-only', action='store_true', help='only the lr grid at the tuning target (a helper process)')
     p.add_argument('--report-only', action='store_true', help='merge OUT/recipes/*.json into the report and exit')
     args = p.parse_args()
@@ -712,6 +713,11 @@ def main():
         r = RECIPES[recipe]
         log(f'== {recipe}: {r["ref"]}')
         t_rec = time.time()
+        if args.at_lr:  # a helper process: points at a given lr (the main process finds them in the run cache)
+            for target in targets:
+                point(recipe, target, args.at_lr, seeds[0], data, args, log,
+                      None if r['knob'] != 'lambda' else r['lam0'] * (args.tune_target / target))
+            continue
         # 1. lr grid at the tuning target, first seed, scored by selection-slice FVU (lambda calibrated per lr).
         grid = {}
         hint = None
@@ -803,8 +809,74 @@ def partial_runs(out, finished):
                 x = json.load(f)
             if x['recipe'] not in finished:
                 runs.append({k: x.get(k) for k in ('recipe', 'sparsity', 'lr', 'seed', 'select', 'heldout', 'wall_s',
-                                                   'dead_train_window', 'loss_drop_last20pct')})
+                                                   'dead_train_window', 'loss_drop_last20pct', 'train_s', 'steps',
+                                                   'inference_threshold', 'loss_fifths')})
     return sorted(runs, key=lambda x: (list(RECIPES).index(x['recipe']), x['lr'], x['sparsity'], x['seed']))
+
+
+def from_cache(recipe, args):
+    """A recipe's result rebuilt from the run cache with the same rules as main() (lr chosen at the tuning target by
+    lr_score, then the run nearest each target at that lr), for recipes whose pipeline did not finish: marks which lrs
+    of the grid and which targets are missing."""
+    r = RECIPES[recipe]
+    runs = [x for x in partial_runs(args.out, set()) if x['recipe'] == recipe and x['seed'] == 0 and x['select']]
+    if not runs:
+        return None
+    miss = lambda x, t: abs(math.log(max(x['select']['l0'], 1e-3) / t))
+    grid = {}
+    for x in runs:
+        if x['lr'] not in grid or miss(x, args.tune_target) < miss(grid[x['lr']], args.tune_target):
+            grid[x['lr']] = x
+    def score(lr):
+        near = grid[lr]
+        if miss(near, args.tune_target) <= math.log(1 + args.tolerance):
+            return near['select']['fvu']
+        interp = interpolate([x for x in runs if x['lr'] == lr], args.tune_target)
+        return interp['select_fvu'] if interp else lr_score(near, args.tune_target, args.tolerance)
+
+    best_lr = min(grid, key=score)
+    pts = []
+    interpolated = {}
+    for target in [int(t) for t in args.targets.split(',')]:
+        at = [x for x in runs if x['lr'] == best_lr]
+        near = min(at, key=lambda x: miss(x, target))
+        if miss(near, target) > math.log(1 + 2 * args.tolerance):
+            interp = interpolate(at, target)
+            if interp:
+                interpolated[target] = interp
+            continue  # no run at this lr landed near this target
+        seeds = [y for y in partial_runs(args.out, set()) if y['recipe'] == recipe and y['lr'] == best_lr
+                 and y['sparsity'] == near['sparsity'] and y['heldout']]
+        pts.append(summarise_point(recipe, target, near['sparsity'], best_lr, seeds))
+    lrs = [float(v) for v in args.lrs.split(',')]
+    return {
+        'recipe': recipe, 'reference': r['ref'], 'knob': r['knob'], 'lr_default': r['lr_default'],
+        'normalisation': r['norm'], 'chosen_lr': best_lr, 'from_cache': True,
+        'lr_grid_missing': [v for v in lrs if v not in grid],
+        'lr_grid': [{'lr': lr, 'sparsity': g['sparsity'], 'select_fvu': g['select']['fvu'], 'select_l0': g['select']['l0'],
+                     'select_fvu_interpolated': (interpolate([x for x in runs if x['lr'] == lr], args.tune_target) or {}).get('select_fvu')}
+                    for lr, g in sorted(grid.items())],
+        'points': pts, 'interpolated_points': interpolated,
+    }
+
+
+def interpolate(runs, target):
+    """FVU at the target L0 from the two runs that bracket it most tightly, linear in (log L0, log FVU): for
+    lambda-calibrations that did not land within tolerance before the session ended."""
+    below = [x for x in runs if x['select']['l0'] < target and x['heldout']]
+    above = [x for x in runs if x['select']['l0'] >= target and x['heldout']]
+    if not below or not above:
+        return None
+    lo = max(below, key=lambda x: x['select']['l0'])
+    hi = min(above, key=lambda x: x['select']['l0'])
+    out = {'from': [{'sparsity': x['sparsity'], 'select_l0': x['select']['l0'], 'heldout_l0': x['heldout']['l0'],
+                     'heldout_fvu': x['heldout']['fvu']} for x in (lo, hi)]}
+    for part, key in (('select', 'select_fvu'), ('heldout', 'heldout_fvu')):
+        l1, l2 = math.log(lo[part]['l0']), math.log(hi[part]['l0'])
+        f1, f2 = math.log(lo[part]['fvu']), math.log(hi[part]['fvu'])
+        w = (math.log(target) - l1) / (l2 - l1) if l2 != l1 else 0.5
+        out[key] = math.exp(f1 + w * (f2 - f1))
+    return out
 
 
 def write_results(args):
@@ -815,6 +887,10 @@ def write_results(args):
         if os.path.exists(path):
             with open(path) as f:
                 results[name] = json.load(f)
+        elif args.report_only:
+            rebuilt = from_cache(name, args)
+            if rebuilt:
+                results[name] = rebuilt
     doc = {
         'what': 'reference-recipe SAEs (tools/peers/reference_recipes.py) on saelab activation stores',
         'results': results,
@@ -828,22 +904,33 @@ def write_results(args):
     for name, res in results.items():
         for pt in res['points']:
             sd = lambda s, fmt: (f"{s['mean']:{fmt}} ± {s['sd']:{fmt}}" if len(s['values']) > 1 else f"{s['mean']:{fmt}}")
-            lines.append(f"| {name} | {pt['target_l0']} | {sd(pt['l0'], '.2f')} | {sd(pt['fvu'], '.4f')} | "
+            star = '*' if res.get('from_cache') else ''
+            lines.append(f"| {name}{star} | {pt['target_l0']} | {sd(pt['l0'], '.2f')} | {sd(pt['fvu'], '.4f')} | "
                          f"{sd(pt['dead'], '.3f')} | {pt['dead_train_window']['mean']:.3f} | "
                          f"{pt['shrinkage']['mean']:.3f} | {pt['lr']:g} | {pt['sparsity']:.4g} | {len(pt['seeds'])} | "
                          f"{np.mean(pt['train_s']):.1f} |")
-    lines += ['', '| recipe | lr (grid, at L0 ≈ %d) | λ / k | selection-slice L0 | selection-slice FVU |' % args.tune_target,
-              '|---|---|---|---|---|']
+    for name, res in results.items():
+        for target, ip in sorted((res.get('interpolated_points') or {}).items(), key=lambda t: int(t[0])):
+            src = '; '.join(f"λ {f['sparsity']:.4g}: L0 {f['heldout_l0']:.2f}, FVU {f['heldout_fvu']:.4f}" for f in ip['from'])
+            lines.append(f"| {name}* | {target} | (interpolated) | {ip['heldout_fvu']:.4f} | | | | {res['chosen_lr']:g} | {src} | 1 | |")
+    lines += ['', '| recipe | lr (grid, at L0 ≈ %d) | λ / k | selection-slice L0 | selection-slice FVU | '
+              'selection FVU interpolated to L0 %d |' % (args.tune_target, args.tune_target),
+              '|---|---|---|---|---|---|']
     for name, res in results.items():
         for g in res['lr_grid']:
             mark = ' (chosen)' if g['lr'] == res['chosen_lr'] else ''
+            if g is res['lr_grid'][-1] and res.get('lr_grid_missing'):
+                mark += f" (not run: {', '.join(f'{v:g}' for v in res['lr_grid_missing'])})"
+
+            ipf = g.get('select_fvu_interpolated')
             lines.append(f"| {name} | {g['lr']:g}{mark} | {g['sparsity']:.4g} | "
-                         f"{g['select_l0']:.2f} | {g['select_fvu']:.4f} |" if g['select_fvu'] is not None else
+                         f"{g['select_l0']:.2f} | {g['select_fvu']:.4f} | {'' if ipf is None else f'{ipf:.4f}'} |" if g['select_fvu'] is not None else
                          f"| {name} | {g['lr']:g} | {g['sparsity']:.4g} | diverged | diverged |")
-    partial = partial_runs(args.out, set(results))
+    partial = partial_runs(args.out, {k for k, v in results.items() if not v.get('from_cache')})
     if partial:
         doc['unfinished_recipes_runs'] = partial
-        lines += ['', 'Unfinished recipes (their finished runs so far; selection-slice = train-split rows held out from training):',
+        lines += ['', 'Every run of the recipes whose pipeline did not finish in the session (the rows above marked * are '
+                  'rebuilt from these by the same rules):',
                   '', '| recipe | λ / k | lr | seed | selection L0 | selection FVU | held-out L0 | held-out FVU | held-out dead |',
                   '|---|---|---|---|---|---|---|---|---|']
         for x in partial:

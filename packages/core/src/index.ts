@@ -177,6 +177,7 @@ export {
   sampledDots,
 } from './sae/ops.js';
 export { type StepStats, type TrainerOptions, SaeTrainer, batchFvu, recipeOptions, trainerOptionsSchema } from './sae/trainer.js';
+export { type L0ControllerOptions, type L0ControllerState, L0Controller, defaultL0ControllerOptions, l0ControllerOptionsSchema } from './sae/l0-controller.js';
 export {
   type AuxKConfig,
   type DeadLatentState,

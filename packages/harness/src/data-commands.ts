@@ -1,7 +1,7 @@
 /** `saelab generate` and `saelab harvest`: thin CLI wrappers over @saelab/activations. */
 import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
-import { generate, harvest } from '@saelab/activations';
+import { CorpusNameSchema, generate, harvest } from '@saelab/activations';
 import { int, num } from './cli-util.js';
 import { openLanguageModel } from './lm-sources.js';
 
@@ -31,17 +31,20 @@ export function registerDataCommands(program: Command): void {
     .requiredOption('--site <site>', 'hook site, e.g. blocks.2.hook_resid_post')
     .requiredOption('--tokens <n>', 'activation rows to store (BOS and padding rows excluded)', int('--tokens'))
     .requiredOption('--out <dir>', 'store folder (an interrupted harvest into the same folder resumes)')
-    .option('--corpus <names>', "corpora joined by '+': sotu, brown", 'sotu+brown')
+    .option('--corpus <names>', `corpora joined by '+': ${CorpusNameSchema.options.join(', ')}`, 'sotu+brown')
     .addOption(new Option('--split <split>', 'document split').choices(['train', 'validation', 'test']).default('train'))
     .option('--context <n>', 'context length (tokens per window, BOS first)', int('--context'), 128)
     .option('--batch <n>', 'windows per forward pass', int('--batch'), 16)
     .option('--tokenizer <spec>', 'gpt2 | llama2c:PATH (default: the one beside a llama2.c checkpoint)')
     .addOption(new Option('--dtype <dtype>', 'stored precision').choices(['float32', 'float16']).default('float32'))
+    .option('--quiet', 'no progress bar')
     .action(async (opts) => {
-      const bar = new cliProgress.SingleBar(
-        { format: 'harvest {bar} {value}/{total} rows | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 },
-        cliProgress.Presets.shades_classic,
-      );
+      const bar = opts.quiet
+        ? null
+        : new cliProgress.SingleBar(
+            { format: 'harvest {bar} {value}/{total} rows | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 },
+            cliProgress.Presets.shades_classic,
+          );
       let started = false;
       const model = opts.source.startsWith('longhorn:') ? await openLanguageModel(opts.source) : undefined;
       const manifest = await harvest(
@@ -59,14 +62,14 @@ export function registerDataCommands(program: Command): void {
         },
         (p) => {
           if (!started) {
-            bar.start(p.target, p.rows, { tps: '-' });
+            bar?.start(p.target, p.rows, { tps: '-' });
             started = true;
           }
-          bar.update(p.rows, { tps: Math.round(p.tokensPerSecond) });
+          bar?.update(p.rows, { tps: Math.round(p.tokensPerSecond) });
         },
         model,
       );
-      bar.stop();
+      bar?.stop();
       process.stderr.write(`wrote ${opts.out}: ${manifest.rows} rows × ${manifest.d} (${manifest.dtype}), scale C = ${manifest.scale?.C.toPrecision(5)}\n`);
     });
 }

@@ -8,6 +8,7 @@ import '@saelab/sae-relu';
 import '@saelab/sae-gated';
 import '@saelab/sae-topk';
 import '@saelab/sae-jumprelu';
+import '@saelab/sae-matryoshka';
 import { type SaeArchitecture, architectureForSaelens, architectureNames, getArchitecture, registeredArchitectures } from '@saelab/core';
 
 /** The architectures by CLI name, in registration order. */

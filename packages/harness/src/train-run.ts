@@ -27,6 +27,8 @@ import {
   ShuffledBatchStream,
   defaultEngine,
   defaultSparsityFor,
+  L0Controller,
+  defaultL0ControllerOptions,
   estimateNormScale,
   foldInputScale,
   geometricMedian,
@@ -58,6 +60,12 @@ export interface TrainRunSpec {
   seed?: number;
   /** The run's sparsity value, as the architecture reads it (λ, or k); default: the recipe's. */
   sparsity?: number;
+  /**
+   * One-pass L0 targeting, for architectures whose sparsity value is a penalty λ: a controller moves λ during
+   * training so the run lands on this mean L0 (core sae/l0-controller.ts); `sparsity` is its starting λ. λ is
+   * held fixed for the last 20% of steps; `finalSparsity` in the result is that λ.
+   */
+  l0Target?: number;
   lr?: number;
   optimizer?: 'adam' | 'sgd';
   lrWarmup?: number;
@@ -129,6 +137,8 @@ export interface TrainRunResult {
   /** Seconds of training in this call (a resumed run counts only its own). */
   seconds: number;
   tokensPerSecond: number;
+  /** The sparsity value at the end of training: the controller's frozen λ with `l0Target`, else the run's value. */
+  finalSparsity: number;
   /** Latents that never fired during the last quarter of training (the metric's "training window"). */
   deadFractionTrainWindow: number;
   /** [first step, last step) of that window. */
@@ -168,6 +178,9 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
     ...(arch.runConfig?.({ sparsity, batch, totalTokens: totalSteps * batch, deadTokens: spec.deadTokens }) ?? {}),
   });
   const trainerOptions = trainerOptionsFor(arch, spec, totalSteps, sparsity);
+  if (spec.l0Target !== undefined && arch.sparsity.forL0Target(spec.l0Target) !== null) {
+    throw new Error(`${arch.name} sets its L0 through its sparsity value (${arch.sparsity.name}); an L0 target controller applies to penalty architectures`);
+  }
   // An init SAE holds raw-space (folded) weights: keep them exact by training without normalisation.
   const normalize = init ? 'none' : (spec.normalize ?? 'auto');
   const bDecInit = spec.bDecInit ?? 'zero';
@@ -185,6 +198,7 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
     init: init?.label ?? null,
     bufferRows,
     evalRows: heldOut?.rows ?? 0,
+    ...(spec.l0Target !== undefined ? { l0Target: spec.l0Target } : {}),
   };
   const configHash = hashOf(runConfig);
 
@@ -200,6 +214,9 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
     params.b_dec!.data.set(median);
   }
   const trainer = new SaeTrainer(arch, cfg, params, trainerOptions, { engine });
+  if (spec.l0Target !== undefined) {
+    trainer.l0Controller = new L0Controller(defaultL0ControllerOptions(spec.l0Target, Math.max(sparsity, 1e-8), totalSteps, trainerOptions.sparsityWarmupSteps));
+  }
   let resumeFrom: StreamPosition | undefined;
   let curves: CurvePoint[] = [];
   if (spec.resume) {
@@ -255,6 +272,7 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
     tokens: trainer.step * batch,
     seconds,
     tokensPerSecond: ((trainer.step - startStep) * batch) / Math.max(seconds, 1e-9),
+    finalSparsity: trainer.l0Controller?.lambda() ?? sparsity,
     deadFractionTrainWindow: trainer.deadFractionInWindow(),
     firingWindow: [trainer.firingWindowStart, trainer.step],
     interrupted,

@@ -48,6 +48,12 @@ export const trainOptionsSchema = z
     hookName: z.string().optional(),
     modelName: z.string().optional(),
     quiet: z.boolean().default(false),
+    /**
+     * One-pass L0 targeting (λ-based architectures): a controller moves λ during training so the run lands on
+     * this mean L0 (core sae/l0-controller.ts); --sparsity, if given, is its starting λ. λ is frozen for the
+     * last 20% of steps; the final λ is saved in the SAE's provenance.
+     */
+    l0Target: z.number().positive().optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -65,6 +71,7 @@ export const trainOptionsSchema = z
       bad('deadTokens', `--dead-tokens applies only to --arch ${nameList(ARCH_NAMES.filter((a) => getArchitecture(a).runOptions?.includes('deadTokens')))}`);
     }
     if (o.init !== undefined && o.bDecInit !== 'zero') bad('bDecInit', '--b-dec-init does not apply with --init (its b_dec is kept exactly)');
+    if (o.l0Target !== undefined && arch.sparsity.forL0Target(o.l0Target) !== null) bad('l0Target', `${o.arch} sets its L0 with --${arch.sparsity.flag}; --l0-target is for λ-based architectures`);
   });
 export type TrainOptions = z.input<typeof trainOptionsSchema>;
 
@@ -85,6 +92,8 @@ export interface TrainResult {
   normScale: number;
   /** Held-out metrics; null with `--eval-rows 0`. */
   metrics: MetricsSummary | null;
+  /** The sparsity value at the end (the controller's frozen λ with --l0-target). */
+  finalSparsity: number;
   /** Latents that never fired during the last quarter of training (the metric's "training window"). */
   deadFractionTrainWindow: number;
   interrupted: boolean;
@@ -132,6 +141,7 @@ export async function saveTrainedSae(dir: string, r: TrainRunResult, origin: Tra
       tokens_per_second: r.tokensPerSecond,
       metrics: r.metrics ? metricsJson(r.metrics) : null,
       dead_fraction_training_window: { value: r.deadFractionTrainWindow, steps: r.firingWindow },
+      ...(r.runConfig.l0Target !== undefined ? { l0_controller: { target: r.runConfig.l0Target, initial_lambda: (r.runConfig.trainer as { sparsity: number }).sparsity, final_lambda: r.finalSparsity } } : {}),
     },
   });
 }
@@ -166,6 +176,7 @@ export async function trainSae(
         batch: o.batch,
         seed: o.seed,
         sparsity: o[arch.sparsity.flag],
+        l0Target: o.l0Target,
         lr: o.lr,
         optimizer: o.optimizer,
         lrWarmup: o.lrWarmup,
@@ -200,8 +211,8 @@ export async function trainSae(
       await saveTrainedSae(o.out, r, { dataFingerprint: data.fingerprint, data: data.description, seed: o.seed, hookName: o.hookName ?? data.site, modelName: o.modelName ?? data.source });
       await state.remove();
     }
-    const { steps: done, tokens, seconds, tokensPerSecond, normScale, metrics, deadFractionTrainWindow, interrupted, curves } = r;
-    return { out: o.out, steps: done, tokens, seconds, tokensPerSecond, normScale, metrics, deadFractionTrainWindow, interrupted, curves };
+    const { steps: done, tokens, seconds, tokensPerSecond, normScale, metrics, finalSparsity, deadFractionTrainWindow, interrupted, curves } = r;
+    return { out: o.out, steps: done, tokens, seconds, tokensPerSecond, normScale, metrics, finalSparsity, deadFractionTrainWindow, interrupted, curves };
   } finally {
     if (!hooks.source) await data.close();
   }

@@ -103,3 +103,15 @@ describe('the real binary', () => {
     expect(human.stdout).toMatch(/^dead fraction\s+[0-9.]+$/m);
   });
 });
+
+describe('--eval-rows 0', () => {
+  it('trains on every row, writes the folder without held-out metrics, and says so', async () => {
+    const out = join(tmp.dir, 'no-eval');
+    const t = await cli('train', '--arch', 'relu', '--activations', xPath, '--out', out, '--d-sae', String(D_SAE), '--steps', '5', '--batch', '64', '--eval-rows', '0', '--quiet');
+    expect(t.code).toBe(0);
+    expect(t.stderr).toMatch(/wrote .*no-eval: 5 steps, .*no held-out rows \(--eval-rows 0\): no metrics/);
+    const cfg = JSON.parse(await readFile(join(out, 'cfg.json'), 'utf8'));
+    expect(cfg.saelab.metrics).toBeNull();
+    expect(cfg.saelab.config.evalRows).toBe(0);
+  });
+});

@@ -36,6 +36,12 @@ describe('saelab train: flags', () => {
     const r = await train('--arch', 'topk', '--sparsity', '0.1');
     expect(r.stderr).toMatch(/topk is controlled by --k, not --sparsity/);
   });
+  it('--k larger than the dictionary: one line naming the field, not a raw zod list', async () => {
+    const r = await train('--arch', 'topk', '--k', '400', '--d-sae', '64');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^saelab: invalid topk config: k = 400: k must be at most d_sae$/m);
+    expect(r.stderr).not.toMatch(/"code"|\[\s*\{/);
+  });
   it('both --steps and --tokens', async () => {
     const r = await train('--arch', 'relu', '--tokens', '1000');
     expect(r.code).toBe(1);

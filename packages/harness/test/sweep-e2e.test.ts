@@ -44,6 +44,9 @@ describe('sweep end to end (default source: Longhorn LM on the npm corpora)', ()
     expect(fj.summaries.map((s: { metric: string }) => s.metric)).toEqual(['ΔLM loss', 'FVU']);
     expect(first.computed).toBe(4);
     expect(readFileSync(join(first.runDir, 'report.md'), 'utf8')).toMatch(/!\[frontiers\]\(frontier.png\)/);
+    // The report names cache paths relative to the cache, not as this machine's absolute paths.
+    for (const f of ['report.md', 'report.html']) expect(readFileSync(join(first.runDir, f), 'utf8')).not.toContain(cacheDir);
+    expect(readFileSync(join(first.runDir, 'report.md'), 'utf8')).toMatch(/from <cache>\/lm\//);
   });
 
   it('probes every point, writes one dashboard per architecture and links them from report.html', () => {

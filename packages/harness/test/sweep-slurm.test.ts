@@ -3,7 +3,7 @@
  * slurmd, config written by tools/slurm-local.sh into a temp folder), the smoke preset through the launcher, and its
  * frontier.json compared point for point with a local run of the same preset. Then the cache as the ground truth:
  * a re-run submits nothing; with two points removed and every task failing, the failure names both points; the
- * next re-run resubmits exactly those two and reproduces the same frontier.
+ * next re-run (--no-wait) resubmits exactly those two, the one after attaches to them, and the frontier is the same.
  *
  * Needs Debian's slurm-wlm + munge and root (`.ci/run` installs them and sets SAELAB_REQUIRE_SLURM=1, which turns
  * the skip into a failure). Elsewhere it skips with the reason.
@@ -123,12 +123,19 @@ describe('sweep --launcher slurm on a single-node Slurm cluster', () => {
     for (const id of gone) expect(failed.stderr).toContain(`  ${id}: `);
     expect(existsSync(join(tmp, 'slurm3', 'frontier.json'))).toBe(false);
 
-    // The same command again: exactly the two points (and the one calibration family involved, all cache hits).
-    const fixed = await saelab(smoke(cacheSlurm, join(tmp, 'slurm4'), ...slurmFlags));
-    expect(fixed.code, fixed.stderr).toBe(0);
+    // The same command again (--no-wait: submit and return): exactly the two points, and the one calibration
+    // family involved (its calibrations are cache hits).
+    const submitted = await saelab(smoke(cacheSlurm, join(tmp, 'slurm4'), ...slurmFlags, '--no-wait'));
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect(submitted.stderr).toMatch(/not waiting; run the same command again/);
     const st = launchState();
     expect(st.jobs.find((j) => j.stage === 'points')!.tasks).toEqual(gone.map((id) => [id]));
     expect(st.jobs.find((j) => j.stage === 'calibration')!.tasks).toEqual([['relu-l0_4-x4-s0', 'relu-l0_8-x4-s0', 'relu-l0_16-x4-s0']]);
+    // And once more: it attaches to those jobs (or finds them done) instead of submitting again, then merges.
+    const fixed = await saelab(smoke(cacheSlurm, join(tmp, 'slurm4'), ...slurmFlags));
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.stderr).toMatch(/attaching to the sweep's jobs still in the queue|every point is in the cache/);
+    expect(launchState().jobs.map((j) => j.id)).toEqual(st.jobs.map((j) => j.id));
     const re = frontier(join(tmp, 'slurm4'));
     for (const [i, p] of re.points.entries()) expect(outcome(p), p.id).toEqual(outcome(local.points[i]!));
   }, 1_800_000);

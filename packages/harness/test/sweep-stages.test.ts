@@ -32,6 +32,12 @@ describe('planStages', () => {
     expect(plan.points).toEqual(['relu-lam_0.5-x8-s0', 'topk-l0_4-x4-s1', 'jumprelu-l0_16-x8-s1']);
     expect(planStages(grid, pending.filter((p) => p.arch === 'topk')).calibration).toEqual([]);
   });
+
+  it('with one-pass L0 targeting (calibration.method controller) there is no calibration stage', () => {
+    const plan = planStages(grid, grid, 'controller');
+    expect(plan.calibration).toEqual([]);
+    expect(plan.points).toEqual(grid.map((p) => p.id));
+  });
 });
 
 describe('shellWords', () => {

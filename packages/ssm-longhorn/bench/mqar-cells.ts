@@ -165,7 +165,7 @@ async function runOne(engine: GemmEngine, model: ModelId, L: number, N: number, 
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const sd = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
-const pm = (xs: number[]) => `${mean(xs).toFixed(3)} ± ${sd(xs).toFixed(3)}`;
+const pm = (xs: number[]) => (xs.length < 2 ? `${mean(xs).toFixed(3)} (1 seed)` : `${mean(xs).toFixed(3)} ± ${sd(xs).toFixed(3)}`);
 
 interface Cell {
   model: ModelId;
@@ -183,7 +183,8 @@ interface Cell {
   extrap: Record<string, number[]>;
   steps: number[];
   seconds: number[];
-  byGap: Record<string, { lo: number; hi: number; acc: number; total: number }[]>;
+  /** hi is Infinity for the last bin (null once written to JSON). */
+  byGap: Record<string, { lo: number; hi: number | null; acc: number; total: number }[]>;
 }
 
 /** Groups rows into cells and picks each cell's lr by mean validation accuracy (ties: the smaller lr). */
@@ -256,18 +257,18 @@ async function writeResults(rows: Row[]): Promise<void> {
     '',
     `Cell = model × (L, N): the lr with the best mean validation accuracy over the seeds (lrs run listed), then test accuracy mean ± sd over those seeds, min–max, success = seeds with test acc ≥ 0.99; extrapolation: test at f·L with f·N key–value pairs (same V).`,
     '',
-    `| model | d_model | L | N | V | params | lrs run | lr | seeds | test acc | min–max | success | ${fs.map((f) => `@${f}L (${f}N)`).join(' | ')} | batch × steps (mean run) | examples (mean) | wall s (mean) |`,
-    `|---|---|---|---|---|---|---|---|---|---|---|---|${fs.map(() => '---|').join('')}---|---|---|`,
+    `| model | d_model | L | N | V | params | lrs run | lr | seeds | test acc | min–max | success | ${fs.map((f) => `@${f}L (${f}N)`).join(' | ')} | batch × steps (mean run) | examples (mean) | wall s (mean) | train tok/s (wall, incl. evals) |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|---|${fs.map(() => '---|').join('')}---|---|---|---|`,
     ...cs.map((c) => {
       const rs = all.filter((r) => r.model === c.model && r.dModel === c.dModel && r.seqLen === c.seqLen && r.numKvPairs === c.numKvPairs && r.lr === c.lr);
-      return `| ${c.model} | ${c.dModel} | ${c.seqLen} | ${c.numKvPairs} | ${c.vocab} | ${c.params} | ${c.lrsRun.join(', ')} | ${c.lr} | ${c.seeds.length} (${c.seeds.join(',')}) | ${pm(c.test)} | ${Math.min(...c.test).toFixed(3)}–${Math.max(...c.test).toFixed(3)} | ${c.success}/${c.seeds.length} | ${fs.map((f) => pm(c.extrap[f] ?? [NaN])).join(' | ')} | ${rs[0]!.batch} × ${mean(c.steps).toFixed(0)} (budget ${rs[0]!.maxSteps}) | ${(mean(c.steps) * rs[0]!.batch).toFixed(0)} | ${mean(c.seconds).toFixed(0)} |`;
+      return `| ${c.model} | ${c.dModel} | ${c.seqLen} | ${c.numKvPairs} | ${c.vocab} | ${c.params} | ${c.lrsRun.join(', ')} | ${c.lr} | ${c.seeds.length} (${c.seeds.join(',')}) | ${pm(c.test)} | ${Math.min(...c.test).toFixed(3)}–${Math.max(...c.test).toFixed(3)} | ${c.success}/${c.seeds.length} | ${fs.map((f) => pm(c.extrap[f] ?? [NaN])).join(' | ')} | ${rs[0]!.batch} × ${mean(c.steps).toFixed(0)} (budget ${rs[0]!.maxSteps}) | ${(mean(c.steps) * rs[0]!.batch).toFixed(0)} | ${mean(c.seconds).toFixed(0)} | ${mean(rs.map((r) => (r.steps * r.batch * r.seqLen) / r.seconds)).toFixed(0)} |`;
     }),
     '',
     '## Accuracy by key–query distance (best-lr cell, all its seeds pooled; distance in tokens, L = trained length)',
     '',
     ...cs.flatMap((c) => [
       `**${c.model}, L ${c.seqLen}, N ${c.numKvPairs}, lr ${c.lr}:** ` +
-        Object.entries(c.byGap).map(([f, bins]) => `@${f}L: ${bins.map((b) => `[${b.lo}, ${b.hi === Infinity ? '∞' : b.hi}) ${Number.isNaN(b.acc) ? '–' : b.acc.toFixed(2)} (n ${b.total})`).join(', ')}`).join('; '),
+        Object.entries(c.byGap).map(([f, bins]) => `@${f}L: ${bins.map((b) => `[${b.lo}, ${b.hi === Infinity || b.hi === null ? '∞' : b.hi}) ${Number.isNaN(b.acc) ? '–' : b.acc.toFixed(2)} (n ${b.total})`).join(', ')}`).join('; '),
       '',
     ]),
     '## Runs',

@@ -8,6 +8,7 @@ import { removeParallelGradient, normalizeRows } from '../decoder-norm.js';
 import { type Optimizer, OptimizerConfig, createOptimizer } from '../optim.js';
 import type { BaseSaeConfig, SaeArchitecture, SaeContext } from './contract.js';
 import type { SparseLossAndGrads } from './ops.js';
+import type { L0Controller, L0ControllerState } from './l0-controller.js';
 import { Workspace } from '../fast/workspace.js';
 import { clipGradNorm, lrAt, warmupCoefficient } from '../schedule.js';
 import { type Params, type Tensor, dims2 } from '../tensor.js';
@@ -72,6 +73,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   /** 1 for each latent that fired since the last `takeRecentDeadFraction()` (the curves' recent window). */
   private firedRecently: Uint8Array;
   trainState: S;
+  /** One-pass L0 targeting: when set, λ comes from this controller (l0-controller.ts) instead of `options.sparsity`. */
+  l0Controller: L0Controller | null = null;
   /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
   readonly ctx: SaeContext;
 
@@ -91,7 +94,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
 
   /** λ at the current step (linear warm-up from 0). */
   sparsityCoeff(): number {
-    return warmupCoefficient(this.step, this.options.sparsityWarmupSteps, this.options.sparsity);
+    // With an L0 controller (one-pass L0 targeting) λ is the controller's, warmed up the same way.
+    return warmupCoefficient(this.step, this.options.sparsityWarmupSteps, this.l0Controller?.lambda() ?? this.options.sparsity);
   }
 
   lr(): number {
@@ -143,6 +147,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     }
     const fvu = batchFvu(x, out.xHat);
     ws.phase(null);
+    this.l0Controller?.observe(nonzero / rows);
     return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu, lr, sparsityCoeff: lambda, gradNorm };
   }
 
@@ -171,7 +176,12 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   exportState(): Record<string, unknown> {
     const fired: number[] = [];
     this.firedInWindow.forEach((v, i) => v && fired.push(i));
-    return { step: this.step, arch: this.arch.exportTrainState?.(this.trainState) ?? null, firingWindow: { start: this.firingWindowStart, fired } };
+    return {
+      step: this.step,
+      arch: this.arch.exportTrainState?.(this.trainState) ?? null,
+      firingWindow: { start: this.firingWindowStart, fired },
+      ...(this.l0Controller ? { l0Controller: this.l0Controller.exportState() } : {}),
+    };
   }
 
   importState(json: Record<string, unknown>): void {
@@ -182,6 +192,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
       this.firedInWindow.fill(0);
       for (const i of window.fired) this.firedInWindow[i] = 1;
     }
+    if (json.l0Controller && this.l0Controller) this.l0Controller.importState(json.l0Controller as L0ControllerState);
     if (json.arch && this.arch.importTrainState) this.trainState = this.arch.importTrainState(this.cfg, json.arch as Record<string, unknown>);
   }
 }

@@ -105,9 +105,15 @@ export const sweepConfigSchema = z
         /** Full-length correction runs when the final L0 still misses the target by more than the tolerance. */
         refineRuns: z.number().int().nonnegative().default(1),
         seed: z.number().int().nonnegative().default(0),
+        /**
+         * How λ-based architectures reach an L0 target: 'probe' (short calibration runs, then the full run;
+         * calibrate.ts) or 'controller' (one run whose λ a controller steers to the target, frozen for the last
+         * 20% of steps; core sae/l0-controller.ts). docs/l0-targeting.md compares them.
+         */
+        method: z.enum(['probe', 'controller']).default('probe'),
       })
       .strict()
-      .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0 }),
+      .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0, method: 'probe' }),
     eval: z.object({ batch: z.number().int().positive().default(4096) }).strict().default({ batch: 4096 }),
     /** Sparse probing and latent dashboards after the points (with an LM; docs/interpretability.md). Not in point hashes. */
     interp: sweepInterpSchema.prefault({}),

@@ -39,6 +39,8 @@ export interface PointResult {
   /** The sparsity value the final SAE was trained with, and its name (`arch.sparsity.name`: 'lambda', 'k'). */
   sparsity: { knob: string; value: number };
   calibration: (CalibrationResult & { refined: CalibrationProbe[] }) | null;
+  /** One-pass L0 targeting (calibration.method 'controller'): the controller's starting and final λ. */
+  controller?: { initialLambda: number; finalLambda: number } | null;
   metrics: Record<string, unknown> & { l0: MetricsSummary['l0']; mse: number; fvu: number | null };
   lm: LmResult | null;
   /** Metrics as SAEBench/SAELens define them, latent density, per-window sums for the bootstrap (point-field.ts). */
@@ -94,10 +96,13 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
   const t0 = performance.now();
   let calibration: CalibrationResult | null = null;
   let value: number;
+  // calibration.method 'controller': one run whose λ a controller steers to the target (no probes, no refinement).
+  const controlled = p.target !== null && arch.sparsity.forL0Target(p.target) === null && c.calibration.method === 'controller';
   if (p.target === null) value = p.sparsity!;
   else {
     const direct = arch.sparsity.forL0Target(p.target);
     if (direct !== null) value = direct;
+    else if (controlled) value = controllerStart(ctx, p);
     else {
       calibration = await calibrate(ctx, p, base, steps);
       value = calibration.lambda;
@@ -119,6 +124,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
       heldOut,
       steps,
       sparsity: v,
+      ...(controlled ? { l0Target: p.target! } : {}),
       dataFingerprint: data.fingerprint,
       resume,
       checkpointEvery: Math.max(50, Math.ceil(steps / 5)),
@@ -133,6 +139,8 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     return r;
   };
   let r = await full('sae', value);
+  const controller = controlled ? { initialLambda: value, finalLambda: r.finalSparsity } : null;
+  if (controller) value = controller.finalLambda;
 
   // Refinement: short calibration runs can land off; one full-length correction along the fitted slope. It
   // measures L0 on a tail of the training rows (which the full run also trained on; L0 barely depends on that),
@@ -175,6 +183,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
     dSae: Math.round(p.expansion * data.d),
     sparsity: { knob: arch.sparsity.name, value },
     calibration: calibration ? { ...calibration, refined } : null,
+    controller,
     metrics: { ...metricsJson(r.metrics!), deadFractionTrainWindow: r.deadFractionTrainWindow } as unknown as PointResult['metrics'],
     lm,
     field,
@@ -220,7 +229,7 @@ function trainBase(ctx: Pick<PointContext, 'config' | 'signal'>, p: PointSpec, e
  * one family's targets in grid order, so each calibration starts from the same neighbours as in a local sweep.
  */
 export async function calibratePoint(ctx: PointContext, p: PointSpec): Promise<CalibrationResult | null> {
-  if (p.target === null || getArchitecture(p.arch).sparsity.forL0Target(p.target) !== null) return null;
+  if (p.target === null || getArchitecture(p.arch).sparsity.forL0Target(p.target) !== null || ctx.config.calibration.method === 'controller') return null;
   const { base, steps } = trainBase(ctx, p, ctx.engine ?? (await defaultEngine()));
   return calibrate(ctx, p, base, steps);
 }
@@ -243,6 +252,14 @@ async function lmMetrics(ctx: PointContext, sae: LoadedSae, batchWindows: number
 
 /** Training rows (a tail) on which calibration and refinement measure L0. */
 const calibrationRows = (data: SweepData) => Math.max(1, Math.min(4096, Math.floor(data.trainRows * 0.05)));
+
+/**
+ * The controller's starting λ: the recipe's, for every point (deterministic, so a point's result does not depend
+ * on which other points finished first; the controller reaches the target from ×/÷ 20 away — core test).
+ */
+function controllerStart(ctx: PointContext, p: PointSpec): number {
+  return defaultSparsityFor(getArchitecture(p.arch), { dIn: ctx.data.d, dSae: Math.round(p.expansion * ctx.data.d), applyBDecToInput: true });
+}
 
 /** Calibrations of one architecture's settings on one dataset share a folder (targets and seeds reuse it). */
 function familyDir(ctx: PointContext, p: PointSpec): string {

@@ -253,7 +253,8 @@ async function writeOutputs(
     title: `SAE Pareto frontiers: ${c.name}`,
     command: meta.command,
     createdAt,
-    data: data.description,
+    // Paths under the cache are this machine's: the report names them relative to it.
+    data: data.description.split(cacheDir).join('<cache>'),
     lm: lmBase ? { ceClean: lmBase.ceClean, ceZero: lmBase.ceZero } : null,
     summaries,
     points,

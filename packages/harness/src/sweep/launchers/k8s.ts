@@ -58,7 +58,7 @@ export async function writeK8sManifests(o: K8sOptions): Promise<K8sManifests> {
   await mkdir(dir, { recursive: true });
   const grid = expandGrid(c);
   // Everything is listed: a finished task is a cache hit inside its pod, and this host may not see the volume.
-  const plan = planStages(grid, grid);
+  const plan = planStages(grid, grid, c.calibration.method);
   const image = o.image ?? 'saelab:latest';
   const claim = o.volumeClaim ?? 'saelab-cache';
   const workdir = o.workdir ?? '/app';

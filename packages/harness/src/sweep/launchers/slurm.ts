@@ -86,10 +86,10 @@ export async function runSlurmSweep(o: SlurmSweepOptions): Promise<SlurmSweepRes
     } else {
       const pending = await pendingPoints(c, data, cacheDir);
       if (pending.length === 0) {
-        log('slurm: every point is in the cache; merging');
-        return await merge();
+        log(`slurm: every point is in the cache; ${o.dryRun ? 'nothing to submit' : 'merging'}`);
+        return o.dryRun ? { sweep: null, submitted: [], launchDir } : await merge();
       }
-      const plan = planStages(expandGrid(c), pending);
+      const plan = planStages(expandGrid(c), pending, c.calibration.method);
       state = await submit(plan, { configPath, cacheDir, launchDir, name: c.name, slurmArgs: shellWords(o.slurmArgs ?? ''), dryRun: o.dryRun ?? false, log });
       if (o.dryRun) return { sweep: null, submitted: [], launchDir };
       await writeFileAtomic(statePath, JSON.stringify(state, null, 2) + '\n');

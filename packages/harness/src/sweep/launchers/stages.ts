@@ -37,7 +37,9 @@ const familyOf = (p: PointSpec) => `${p.arch}-x${p.expansion}`;
  * a calibration; it then lists every target of the family (finished calibrations are cache hits), so a target
  * always starts from the same neighbours.
  */
-export function planStages(grid: PointSpec[], pending: PointSpec[]): StagePlan {
+export function planStages(grid: PointSpec[], pending: PointSpec[], method: SweepConfig['calibration']['method'] = 'probe'): StagePlan {
+  // With one-pass L0 targeting (the controller) no point needs a calibration stage.
+  if (method === 'controller') return { calibration: [], points: pending.map((p) => p.id) };
   const families = new Set(pending.filter(needsCalibration).map(familyOf));
   const calibration = new Map<string, Map<number, string>>();
   for (const p of grid) {

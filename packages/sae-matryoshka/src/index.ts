@@ -1,0 +1,1 @@
+export { matryoshka, matryoshkaConfigSchema, levelWidths, type MatryoshkaConfig } from './matryoshka.js';
