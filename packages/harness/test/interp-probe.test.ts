@@ -65,9 +65,10 @@ describe('sparse probing', () => {
   });
 
   it('one latent IS the label: it ranks first by mean difference, probes at accuracy 1 and has F1 1', () => {
-    const { f, ex } = synthetic(4000, 64, 3, 2);
+    // Small enough to stay well inside vitest's worker RPC timeout on a loaded machine (the probes are synchronous).
+    const { f, ex } = synthetic(2000, 32, 3, 2);
     // Latent 17 = 1 exactly when the class is 1 (a "feature for the concept").
-    for (let i = 0; i < f.rows; i++) f.data[i * 64 + 17] = ex.label[i] === 1 ? 1 + (i % 7) / 7 : 0;
+    for (let i = 0; i < f.rows; i++) f.data[i * 32 + 17] = ex.label[i] === 1 ? 1 + (i % 7) / 7 : 0;
     const r = probeTask(f, ex, { ks: [1, 2, 5, 20] });
     const c1 = r.classes.find((c) => c.class === 'c1')!;
     for (const k of ['1', '2', '5', '20']) expect(c1.accuracy[k]).toBe(1);
@@ -80,7 +81,7 @@ describe('sparse probing', () => {
   });
 
   it('no latent carries the label: held-out accuracy is at chance (0.5 ± 0.05) for every k', () => {
-    const { f, ex } = synthetic(8000, 64, 2, 4);
+    const { f, ex } = synthetic(5000, 32, 2, 4);
     const r = probeTask(f, ex, { ks: [1, 2, 5, 20], all: true });
     for (const k of ['1', '2', '5', '20']) expect(Math.abs(r.meanAccuracy[k]! - 0.5)).toBeLessThan(0.05);
     expect(Math.abs(r.meanAccuracyAll! - 0.5)).toBeLessThan(0.05);

@@ -191,7 +191,7 @@ function latentPage(inp: DashboardInput, j: number, s: LatentSummary, pageSet: S
     if (hi <= lo) continue;
     const g = sampled.slice(lo, hi);
     groups.push(
-      `<h3>quantile ${q * 25}–${(q + 1) * 25}% (activations ${fmt(g[g.length - 1]!.act)} – ${fmt(g[0]!.act)})</h3>` +
+      `<h3>top ${q * 25}–${(q + 1) * 25}% of the sample (activations ${fmt(g[g.length - 1]!.act)} – ${fmt(g[0]!.act)})</h3>` +
         g.map((c) => contextHtml(c, maxAct, tokenizer, inp.windowDocs[c.window])).join(''),
     );
   }
