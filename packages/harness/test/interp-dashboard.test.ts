@@ -12,6 +12,7 @@ import { type TextTokenizer, documentWindows, gpt2Tokenizer, loadCorpora, tagBro
 import { type Params, Rng, jsEngine, saveSae } from '@saelab/core';
 import { relu } from '@saelab/sae-relu';
 import { LonghornLM, buildVocab, initParams, parseConfig, restrictTokenizer } from '@saelab/ssm-longhorn';
+import { findChromium } from './util.js';
 import { LatentStats, harvestLatents, runDashboard } from '../src/interp/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'interp-dash-'));
@@ -141,17 +142,6 @@ describe('streaming latent harvest', () => {
     expect(s.stateBytes()).toBe(before);
   });
 });
-
-function findChromium(): string | null {
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    try {
-      return execFileSync('which', [name], { encoding: 'utf8' }).trim() || null;
-    } catch {
-      /* not installed */
-    }
-  }
-  return null;
-}
 
 describe('saelab dashboard folder', () => {
   const { lm, tokenizer } = tinyLm();

@@ -9,21 +9,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsEngine, syntheticSparseData, writeNpyFile } from '@saelab/core';
 import { SERIES_COLOURS, parseSweepConfig, runSweep } from '../src/sweep/index.js';
+import { findChromium } from './util.js';
 import { countColour, countInk, decodePng } from './sweep-png.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sweep-render-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function findChromium(): string | null {
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    try {
-      return execFileSync('which', [name], { encoding: 'utf8' }).trim() || null;
-    } catch {
-      /* not installed */
-    }
-  }
-  return null;
-}
 
 describe('sweep report rendering', () => {
   let runDir = '';

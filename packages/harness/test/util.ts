@@ -2,7 +2,7 @@
  * Shared helpers for the harness tests: temp folders, running the CLI (in-process through `main()`, or the real
  * binary), small synthetic activation files, and float64 reference forwards written from SAELens's formulas.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -209,4 +209,16 @@ export function metrics64(x: ArrayLike<number>, xHat: ArrayLike<number>, f: Arra
   let nz = 0;
   for (let i = 0; i < rows * dSae; i++) if (f[i] !== 0) nz++;
   return { mse: sse / rows, fvu: sse / tv, l0: nz / rows };
+}
+
+/** Path of a headless-capable Chromium on PATH, or null (the browser tests then skip with a message). */
+export function findChromium(): string | null {
+  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
+    try {
+      return execFileSync('which', [name], { encoding: 'utf8' }).trim() || null;
+    } catch {
+      /* not installed */
+    }
+  }
+  return null;
 }
