@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type GemmEngine, Rng, createOrtEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
 import {
-  EOT, IGNORE, LonghornLM, TRANSITIONS, type Transition, TransformerLM, type TrainableLM, matchedMlpHidden, modelStats, nextTokenTargets,
+  EOT, IGNORE, LonghornLM, TRANSITIONS, type Transition, TransformerLM, type TrainableLM, matchedMlpHidden, modelStats, nextTokenTargets, rowNll,
   saveModel, saveVocab, setScanThreads, train, transformerParamCount,
 } from '../src/index.js';
 import { loadLmData } from './lm-data.js';
@@ -100,11 +100,7 @@ async function windowLoss(lm: ReturnType<typeof createModel>, ids: Int32Array, L
     const { logits } = await lm.forward(tokens, nb, Lw);
     for (let r = 0; r < nb * Lw; r++) {
       if (targets[r] === IGNORE) continue;
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) max = Math.max(max, logits!.data[r * V + v]!);
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(logits!.data[r * V + v]! - max);
-      perPos[r % Lw] += Math.log(sum) + max - logits!.data[r * V + targets[r]!]!;
+      perPos[r % Lw] += rowNll(logits!.data, V, r, targets[r]!);
       count[r % Lw]++;
     }
   }

@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng, createOrtEngine, defaultEngine, writeFileAtomic } from '@saelab/core';
-import { EOT, IGNORE, LonghornLM, type Transition, modelStats, nextTokenTargets, saveModel, saveVocab, setScanThreads, train } from '../src/index.js';
+import { EOT, IGNORE, LonghornLM, type Transition, modelStats, nextTokenTargets, rowNll, saveModel, saveVocab, setScanThreads, train } from '../src/index.js';
 import { loadLmData } from './lm-data.js';
 
 const { values: a } = parseArgs({
@@ -67,11 +67,7 @@ async function validationLoss(lm: LonghornLM): Promise<number> {
     const { logits } = await lm.forward(tokens, nb, L);
     for (let r = 0; r < nb * L; r++) {
       if (targets[r] === IGNORE) continue;
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) max = Math.max(max, logits!.data[r * V + v]!);
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(logits!.data[r * V + v]! - max);
-      total += Math.log(sum) + max - logits!.data[r * V + targets[r]!]!;
+      total += rowNll(logits!.data, V, r, targets[r]!);
       count++;
     }
   }

@@ -138,6 +138,16 @@ export function causalConvBackward(
 /** Label that marks a position as not scored (PyTorch's ignore_index). */
 export const IGNORE = -100;
 
+/** −log softmax(logits[row])[target] for one row of `logits` [rows, vocab] (the benches' per-token evaluation loss). */
+export function rowNll(logits: Float32Array, vocab: number, row: number, target: number): number {
+  const o = row * vocab;
+  let max = -Infinity;
+  for (let v = 0; v < vocab; v++) max = Math.max(max, logits[o + v]!);
+  let sum = 0;
+  for (let v = 0; v < vocab; v++) sum += Math.exp(logits[o + v]! - max);
+  return Math.log(sum) + max - logits[o + target]!;
+}
+
 /**
  * Mean cross-entropy over positions whose target ≠ IGNORE (the SIMD kernel when V % 4 = 0, else the loop below). Overwrites `logits` [rows, V] with ∂loss/∂logits
  * (softmax − onehot)/count when `grad` is set. Returns the loss (nats), the scored count and per-row argmax hits.

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Rng, jsEngine } from '@saelab/core';
-import { IGNORE, LonghornLM, TRANSITIONS, causalConvBackward, causalConvForward, crossEntropy, nextTokenTargets, setSimdKernels, sigmoid } from '../src/index.js';
+import { IGNORE, LonghornLM, TRANSITIONS, causalConvBackward, causalConvForward, crossEntropy, nextTokenTargets, rowNll, setSimdKernels, sigmoid } from '../src/index.js';
 import { convSiluBackwardSimd, convSiluForwardSimd, gateBackwardSimd, gateForwardSimd, simdEpoch, simdOpsAvailable, simdScratch } from '../src/ops-simd.js';
 import { maxRelErr } from './scan-reference.js';
 
@@ -138,5 +138,21 @@ describe('simdScratch', () => {
     expect(simdEpoch()).toBeGreaterThan(epoch); // a kernel ran …
     expect(view.buffer.byteLength).toBeGreaterThan(0); // … and the view is still attached
     expect(view[floats - 1]).toBe(1.5);
+  });
+});
+
+describe('rowNll', () => {
+  it('equals −log softmax[target] computed in float64, for large logits too', () => {
+    const rng = new Rng(5);
+    const V = 13;
+    const rows = 4;
+    const logits = Float32Array.from({ length: rows * V }, (_, i) => (rng.normal() * 3 + (i < V ? 80 : 0)));
+    for (let r = 0; r < rows; r++) {
+      const t = (r * 5) % V;
+      const row = Array.from(logits.subarray(r * V, (r + 1) * V), Number);
+      const m = Math.max(...row);
+      const expected = Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0)) + m - row[t]!;
+      expect(rowNll(logits, V, r, t)).toBeCloseTo(expected, 10);
+    }
   });
 });
