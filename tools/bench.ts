@@ -173,6 +173,7 @@ for (const name of (values.arch as string[] | undefined) ?? ARCH_NAMES) {
     const workspace = new Workspace({ mode, kernels });
     const options = recipeOptions(arch, warmup + steps, defaultSparsityFor(arch, cfg), cfg);
     options.sparsityWarmupSteps = 0; // time the full step at the final λ
+    options.resample = null; // a few steps of a long run: no resampling event falls in them
     const ctx: SaeContext = { engine, workspace };
     const trainer = new SaeTrainer(arch, cfg, params, options, ctx);
     for (let i = 0; i < warmup; i++) await trainer.trainStep(x);

@@ -25,7 +25,8 @@ const cfg = arch.configSchema.parse({ dIn, dSae, ...(arch.runConfig?.({ sparsity
 const params = arch.init(cfg, new Rng(1));
 const workspace = new Workspace();
 const ctx: SaeContext = { engine, workspace };
-const trainer = new SaeTrainer(arch, cfg, params, recipeOptions(arch, 10, defaultSparsityFor(arch, cfg), cfg), ctx);
+// A few steps of a long run: no resampling event falls in them.
+const trainer = new SaeTrainer(arch, cfg, params, { ...recipeOptions(arch, 10, defaultSparsityFor(arch, cfg), cfg), resample: null }, ctx);
 const x = { data: new Rng(0).fillNormal(new Float32Array(batch * dIn), 1 / Math.sqrt(dIn)), shape: [batch, dIn] };
 await trainer.trainStep(x);
 calls.length = 0;

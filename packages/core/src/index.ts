@@ -177,7 +177,8 @@ export {
   reconstructionLoss,
   sampledDots,
 } from './sae/ops.js';
-export { type StepStats, type TrainerOptions, SaeTrainer, batchFvu, recipeOptions, trainerOptionsSchema } from './sae/trainer.js';
+export { type StepStats, type TrainerOptions, SaeTrainer, batchFvu, recipeOptions, resampleFor, trainerOptionsSchema } from './sae/trainer.js';
+export { type ResampleOptions, deadForResampling, isResampleStep, resampleLatents, resampleOptionsSchema, weightedSampleWithoutReplacement } from './sae/resample.js';
 export { type L0ControllerOptions, type L0ControllerState, L0Controller, defaultL0ControllerOptions, l0ControllerOptionsSchema } from './sae/l0-controller.js';
 export {
   type AuxKConfig,

@@ -66,6 +66,12 @@ export interface Optimizer {
   getState(): OptimizerState;
   /** Restores a state from `getState()` (copied in; shapes checked). */
   setState(state: OptimizerState): void;
+  /**
+   * Resets the state of parameter `name` at the flat element `indices` (resampled latents): first moments and SGD
+   * momentum to 0; Adam's second moment to 0 (`secondMoment: 'zero'`, dictionary_learning) or to the mean of the
+   * parameter's other entries ('mean-of-rest'). The step count is shared and kept.
+   */
+  resetState(name: string, indices: ArrayLike<number>, secondMoment?: 'zero' | 'mean-of-rest'): void;
 }
 
 /** Slot names per kind (PyTorch's state keys). */
@@ -158,6 +164,22 @@ export function createOptimizer(cfgIn: OptimizerConfigInput, params: Params, opt
     step,
     getState: () => ({ step: t, slots: copySlots(slots) }),
     setState,
+    resetState(name, indices, secondMoment = 'zero') {
+      if (!names.includes(name)) throw new Error(`optimizer.resetState: no parameter named '${name}'`);
+      for (const [slot, s] of Object.entries(slots)) {
+        const data = s[name]!.data;
+        let fill = 0;
+        if (slot === 'exp_avg_sq' && secondMoment === 'mean-of-rest') {
+          const reset = new Uint8Array(data.length);
+          for (let k = 0; k < indices.length; k++) reset[indices[k]!] = 1;
+          let sum = 0;
+          let n = 0;
+          for (let i = 0; i < data.length; i++) if (!reset[i]) (sum += data[i]!), n++;
+          fill = n > 0 ? sum / n : 0;
+        }
+        for (let k = 0; k < indices.length; k++) data[indices[k]!] = fill;
+      }
+    },
   };
 }
 

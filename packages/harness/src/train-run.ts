@@ -33,6 +33,7 @@ import {
   foldInputScale,
   geometricMedian,
   recipeOptions,
+  resampleFor,
   sampleRows,
   scaleRows,
   servedForm,
@@ -76,6 +77,11 @@ export interface TrainRunSpec {
   sparsityWarmup?: number;
   lrSchedule?: 'constant' | 'cosine' | 'linear-decay';
   gradClip?: number;
+  /**
+   * Dead-latent resampling (core sae/resample.ts): default the recipe's (ReLU and Gated resample, as their papers
+   * trained); false turns it off; true turns it on where the recipe has none (every 10% of the run up to 60%).
+   */
+  resample?: boolean;
   /** 'auto': train on x / C with E‖x/C‖² = 1 and fold C back at the end (default); 'none': train on x. */
   normalize?: 'auto' | 'none';
   /** b_dec at init: zero (spec default) or the geometric median of a training sample (Gao et al. 2024). */
@@ -154,6 +160,8 @@ export interface TrainRunResult {
   deadFractionTrainWindow: number;
   /** [first step, last step) of that window. */
   firingWindow: [number, number];
+  /** Dead latents resampled during the run (0 without resampling). */
+  resampledLatents: number;
   interrupted: boolean;
   /** The state to resume from, when interrupted. */
   checkpoint: TrainingState | null;
@@ -287,6 +295,7 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
     finalSparsity: trainer.l0Controller?.lambda() ?? sparsity,
     deadFractionTrainWindow: trainer.deadFractionInWindow(),
     firingWindow: [trainer.firingWindowStart, trainer.step],
+    resampledLatents: trainer.resampledLatents,
     interrupted,
     checkpoint: interrupted ? checkpoint() : null,
     runConfig,
@@ -320,7 +329,15 @@ function trainerOptionsFor(arch: SaeArchitecture<any, any>, o: TrainRunSpec, tot
     lrWarmupSteps: Math.min(totalSteps, o.lrWarmup ?? recipe.lrWarmupSteps),
     sparsityWarmupSteps: o.sparsityWarmup ?? recipe.sparsityWarmupSteps,
     gradClip: o.gradClip ?? recipe.gradClip,
+    resample: resampleOf(arch, o.resample, totalSteps, o.seed ?? 0),
   };
+}
+
+/** The run's resampling in steps: the recipe's, off (false), or on with the default fractions (true). */
+function resampleOf(arch: SaeArchitecture<any, any>, on: boolean | undefined, totalSteps: number, seed: number): TrainerOptions['resample'] {
+  if (on === false) return null;
+  const fractions = arch.recipe.resample ?? (on ? { everyFraction: 0.1, untilFraction: 0.6 } : null);
+  return fractions ? resampleFor(fractions, totalSteps, seed) : null;
 }
 
 /** Averages step statistics over `every` steps into curve records. */

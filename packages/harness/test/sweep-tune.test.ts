@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jsEngine, syntheticSparseData, writeNpyFile } from '@saelab/core';
 import { parseSweepConfig, prepareSweepData, runSweep } from '../src/sweep/index.js';
-import { type TuneEntry, runTuningStage, selectSetting, tuningSplit, tuningTarget } from '../src/sweep/tune.js';
+import { type TuneEntry, beyondEdge, runTuningStage, selectSetting, tuningSplit, tuningTarget } from '../src/sweep/tune.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sweep-tune-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -23,7 +23,7 @@ const configFor = (acts: string) =>
     training: { tokens: 1200, batch: 100 },
     calibration: { maxIters: 3, minSteps: 4, stepsFraction: 0.5, tolerance: 0.3, refineRuns: 0 },
     tune: 'lr',
-    tuning: { lrs: [3e-3, 3e-2], validationRows: 150, validationFraction: 0.2 },
+    tuning: { lrs: [3e-3, 3e-2], validationRows: 150, validationFraction: 0.2, extendEdges: 1, budgetCheck: 2 },
   });
 
 describe('sweep tuning stage', () => {
@@ -52,11 +52,19 @@ describe('sweep tuning stage', () => {
       expect(results.map((r) => r.arch)).toEqual(['topk', 'relu']);
       for (const r of results) {
         expect(r.target).toBe(tuningTarget(config));
-        expect(r.entries.map((e) => e.lr)).toEqual([3e-3, 3e-2]);
+        // The grid, then one lr past the edge the first choice sat on (both lrs of a two-lr grid are edges).
+        expect(r.entries.slice(0, 2).map((e) => e.lr)).toEqual([3e-3, 3e-2]);
+        expect(r.extendedLrs).toHaveLength(1);
+        expect([3e-4, 3e-1]).toContain(r.extendedLrs![0]);
+        expect(r.entries[2]!.lr).toBe(r.extendedLrs![0]);
+        expect(r.budgetCheck!.factor).toBe(2);
+        expect(Number.isFinite(r.budgetCheck!.fvu)).toBe(true);
         expect(r.validation).toEqual({ start: split.validation[0], rows: 150 });
         expect(tuned.archs[r.arch]!.lr).toBe(r.chosen.lr);
       }
-      expect(results[0]!.entries.every((e) => e.sparsity === 3 && Math.abs(e.l0 - 3) < 1e-9)).toBe(true); // k = target
+      // k = target (on the grid's lrs; one far past the edge may leave rows with fewer than k positive pre-activations)
+      expect(results[0]!.entries.every((e) => e.sparsity === 3)).toBe(true);
+      expect(results[0]!.entries.slice(0, 2).every((e) => Math.abs(e.l0 - 3) < 1e-9)).toBe(true);
     } finally {
       await data.close();
     }
@@ -90,6 +98,21 @@ describe('the selection rule', () => {
     const r = selectSetting('relu', 8, 16, 'lr', { start: 0, rows: 1 }, [e(1e-3, 16, 0.2, true), e(3e-3, 30, 0.05, false), e(1e-2, 17, 0.1, true)]);
     expect(r.chosen.lr).toBe(1e-2);
     expect(r.offTarget).toBe(false);
+  });
+  it('does not choose a setting at or over the dead bar while an on-target one is under it', () => {
+    const dead = (x: TuneEntry, d: number): TuneEntry => ({ ...x, deadFractionTrainWindow: d });
+    const r = selectSetting('topk', 8, 8, 'lr', { start: 0, rows: 1 }, [dead(e(1e-3, 8, 0.025, true), 0.03), dead(e(1e-2, 8, 0.017, true), 0.59)], 0.1);
+    expect(r.chosen.lr).toBe(1e-3);
+    expect(r.deadFallback).toBeUndefined();
+    const all = selectSetting('topk', 8, 8, 'lr', { start: 0, rows: 1 }, [dead(e(1e-3, 8, 0.025, true), 0.2), dead(e(1e-2, 8, 0.017, true), 0.59)], 0.1);
+    expect(all.chosen.lr).toBe(1e-3); // the fewest dead, flagged
+    expect(all.deadFallback).toBe(true);
+  });
+  it('extends the lr grid past the edge the choice sits on, by the outermost ratio, and not from the middle', () => {
+    const grid = [e(3e-4, 8, 0.3, true), e(1e-3, 8, 0.2, true), e(3e-3, 8, 0.1, true), e(1e-2, 8, 0.05, true)];
+    expect(beyondEdge(grid, grid[3]!)!.lr).toBeCloseTo(3.33e-2, 12);
+    expect(beyondEdge(grid, grid[0]!)!.lr).toBeCloseTo(9e-5, 12);
+    expect(beyondEdge(grid, grid[2]!)).toBeNull();
   });
   it('falls back to the lowest FVU overall, flagged, when nothing is on target', () => {
     const r = selectSetting('relu', 8, 16, 'lr', { start: 0, rows: 1 }, [e(1e-3, 40, 0.2, false), e(3e-3, 30, 0.05, false)]);

@@ -120,6 +120,8 @@ export const jumpRelu = defineSae<JumpReluConfig, JumpReluState | undefined, Jum
   },
 
   encode: (p, x, cfg, ctx) => encodeAboveThreshold(p, x, cfg, ctx, p.threshold.data),
+  // Resampling is not the paper's recipe (it is off by default); a resampled latent restarts at the initial θ.
+  latentResets: (cfg) => ({ b_enc: 0, threshold: cfg.initialThreshold }),
 
   // The STE bandwidth sets how many pre-activations reach dθ per batch (the paper treats it as a hyperparameter):
   // one factor of 2 down and up from the default, for the sweep's `tune: full`.

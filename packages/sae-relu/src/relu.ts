@@ -6,7 +6,8 @@
  *   L   = ‖x − x̂‖² + λ Σ_i f_i ‖W_dec,i‖₂          (decoder-norm-weighted L1; no norm constraint)
  *
  * The older recipe (Bricken et al. 2023: plain L1 with unit-norm decoder rows) is kept as the ablation
- * `l1Penalty: 'plain'`. Dead-latent resampling from that recipe is not implemented.
+ * `l1Penalty: 'plain'`. Dead latents are resampled as in the older recipe (Bricken et al. 2023; core sae/resample.ts);
+ * the April update trains without it, but at our short budgets a third of the latents die without it.
  */
 import { z } from 'zod';
 import {
@@ -56,7 +57,10 @@ export const relu = defineSae<ReluConfig, undefined, DictionaryParams>({
     // The April update's λ = 5 is for inputs scaled to E‖x‖² = d_in; ours have E‖x‖² = 1, i.e. x / √d_in, and
     // the loss at scale s with λ has the minimiser of scale 1 with λ / s: λ = 5 / √d_in.
     defaultSparsity: ({ dIn }) => 5 / Math.sqrt(dIn),
+    // Every 10% of the run up to 60% (Bricken et al. resample at fixed steps of far longer runs).
+    resample: { everyFraction: 0.1, untilFraction: 0.6 },
   },
+  latentResets: () => ({ b_enc: 0 }),
 
   paramShapes: ({ dIn, dSae }) => ({ W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn] }),
 

@@ -89,6 +89,8 @@ export const topK = defineSae<TopKConfig, TopKState, DictionaryParams>({
     gradClip: 1,
     defaultSparsity: 32,
   },
+  // AuxK is this recipe's dead-latent remedy; resampling is available (off by default) for ablations.
+  latentResets: () => ({ b_enc: 0 }),
 
   paramShapes: ({ dIn, dSae }) => ({ W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn] }),
 

@@ -65,6 +65,12 @@ export interface TrainingRecipe {
    * value depends on the input scale (read it through `defaultSparsityFor`).
    */
   defaultSparsity: number | ((cfg: BaseSaeConfig) => number);
+  /**
+   * Dead-latent resampling (resample.ts) as fractions of the run: an event every `everyFraction` of the steps up to
+   * `untilFraction`. For the architectures whose papers trained with it (ReLU: Bricken et al. 2023; Gated:
+   * Rajamanoharan et al. 2024a); absent: off.
+   */
+  resample?: { everyFraction: number; untilFraction: number };
 }
 
 /** The recipe's default sparsity value for `cfg`. */
@@ -190,6 +196,11 @@ export interface SaeArchitecture<C extends BaseSaeConfig = BaseSaeConfig, S = un
    * bound a step; `state` is the run's training state (as `lossAndGrads` left it before the step).
    */
   afterOptimizerStep?(params: Params<P>, cfg: C, state?: S): void;
+  /**
+   * The value each per-latent vector other than W_enc's column and W_dec's row takes when a dead latent is
+   * resampled (resample.ts), e.g. { b_enc: 0 }. Absent: the architecture cannot be resampled.
+   */
+  latentResets?(cfg: C): Record<string, number>;
   /** Training state to JSON (for resumable checkpoints) and back; omit when the state is undefined. */
   exportTrainState?(state: S): Record<string, unknown>;
   importTrainState?(cfg: C, json: Record<string, unknown>): S;

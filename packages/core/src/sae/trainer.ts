@@ -10,6 +10,7 @@ import { type BaseSaeConfig, type SaeArchitecture, type SaeContext, defaultLrFor
 import type { SparseLossAndGrads } from './ops.js';
 import type { L0Controller, L0ControllerState } from './l0-controller.js';
 import { Workspace } from '../fast/workspace.js';
+import { deadForResampling, isResampleStep, resampleLatents, resampleOptionsSchema } from './resample.js';
 import { clipGradNorm, lrAt, warmupCoefficient } from '../schedule.js';
 import { type Params, type Tensor, dims2 } from '../tensor.js';
 
@@ -25,8 +26,11 @@ export const trainerOptionsSchema = z.object({
   gradClip: z.number().nonnegative(),
   /** Parameters held fixed (their gradients are zeroed), e.g. for ablations. */
   freeze: z.array(z.string()).default([]),
+  /** Dead-latent resampling (resample.ts), in steps; null = off. */
+  resample: resampleOptionsSchema.nullable().default(null),
 });
-export type TrainerOptions = z.infer<typeof trainerOptionsSchema>;
+/** The options (`resample` may be left out: off). */
+export type TrainerOptions = Omit<z.infer<typeof trainerOptionsSchema>, 'resample'> & { resample?: z.infer<typeof trainerOptionsSchema>['resample'] };
 
 export interface StepStats {
   step: number;
@@ -59,7 +63,14 @@ export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: numbe
     sparsityWarmupSteps: Math.round(r.sparsityWarmupFraction * totalSteps),
     gradClip: r.gradClip,
     freeze: [],
+    resample: r.resample ? resampleFor(r.resample, totalSteps) : null,
   };
+}
+
+/** The recipe's resampling fractions in steps (an event at least every step; none when `until` comes first). */
+export function resampleFor(r: { everyFraction: number; untilFraction: number }, totalSteps: number, seed = 0): NonNullable<TrainerOptions['resample']> {
+  const every = Math.max(1, Math.round(r.everyFraction * totalSteps));
+  return { every, until: Math.floor(r.untilFraction * totalSteps), seed, encoderScale: 0.2 };
 }
 
 export class SaeTrainer<C extends BaseSaeConfig, S> {
@@ -81,6 +92,8 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
   l0Controller: L0Controller | null = null;
   /** The step's context: the caller's engine plus a workspace whose buffers are reused every step. */
   readonly ctx: SaeContext;
+  /** Latents resampled so far (resample.ts), over all events. */
+  resampledLatents = 0;
 
   constructor(
     readonly arch: SaeArchitecture<C, S>,
@@ -95,6 +108,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     this.lastFired = new Float64Array(cfg.dSae);
     this.firedRecently = new Uint8Array(cfg.dSae);
     this.ctx = { ...ctx, workspace: (ctx as SaeContext).workspace ?? new Workspace() };
+    if (options.resample && !arch.latentResets) throw new Error(`${arch.name} cannot be resampled (it declares no latentResets)`);
   }
 
   /** λ at the current step (linear warm-up from 0). */
@@ -152,6 +166,17 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
       for (let i = 0; i < f.length; i++) if (f[i] !== 0) (nonzero++, (fired[i % m] = recent[i % m] = 1), (last[i % m] = this.step));
     }
     const fvu = batchFvu(x, out.xHat);
+    const rs = this.options.resample;
+    if (rs && isResampleStep(rs, this.step)) {
+      const dead = deadForResampling(this.lastFired, this.step, rs);
+      this.resampledLatents += resampleLatents(this.params, dead, x, out.xHat, {
+        ...rs,
+        step: this.step,
+        unitNormDecoder: unitNorm,
+        latentResets: this.arch.latentResets!(this.cfg),
+        optimizer: this.optimizer,
+      });
+    }
     ws.phase(null);
     this.l0Controller?.observe(nonzero / rows);
     return { step: this.step, loss: out.loss, parts: out.parts, l0: nonzero / rows, fvu, lr, sparsityCoeff: lambda, gradNorm };
@@ -198,6 +223,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
       arch: this.arch.exportTrainState?.(this.trainState) ?? null,
       firingWindow: { start: this.firingWindowStart, fired },
       lastFired: Array.from(this.lastFired),
+      resampledLatents: this.resampledLatents,
       ...(this.l0Controller ? { l0Controller: this.l0Controller.exportState() } : {}),
     };
   }
@@ -212,6 +238,7 @@ export class SaeTrainer<C extends BaseSaeConfig, S> {
     }
     const lastFired = json.lastFired as number[] | undefined;
     if (lastFired && lastFired.length === this.lastFired.length) this.lastFired.set(lastFired);
+    this.resampledLatents = Number(json.resampledLatents ?? 0);
     if (json.l0Controller && this.l0Controller) this.l0Controller.importState(json.l0Controller as L0ControllerState);
     if (json.arch && this.arch.importTrainState) this.trainState = this.arch.importTrainState(this.cfg, json.arch as Record<string, unknown>);
   }

@@ -33,27 +33,39 @@ export async function writeCurve(path: string, curve: CurveRecord[]): Promise<vo
 }
 
 export interface Convergence {
-  /** Mean training loss over the window ending at 80% of the steps, and over the last window (each `window` of the run). */
+  /** Mean training objective over the window ending at 80% of the steps, and over the last window (each `window` of the run). */
   lossAt80: number;
   lossAtEnd: number;
-  /** (lossAt80 − lossAtEnd) / lossAt80: how much the loss still fell over the last 20% of the steps. */
+  /** (lossAt80 − lossAtEnd) / lossAt80: how much the objective still fell over the last 20% of the steps. */
   relativeDrop: number;
+  /**
+   * The same over the 20% of steps before the lr decay (windows ending at 60% and at 80%): how much the objective
+   * was still falling at the full lr. Null when the curve has no records there.
+   */
+  constantLrDrop: number | null;
   /** relativeDrop ≤ threshold. */
   converged: boolean;
   threshold: number;
 }
 
+/** Loss terms that serve dead latents, not the fit: their size follows how many latents are dead. */
+const AUXILIARY_PARTS = ['auxk', 'preAct'];
+
+/** The training objective of a record: its loss without the auxiliary dead-latent terms (AuxK, pre-activation loss). */
+export const objectiveOf = (r: CurveRecord): number => r.loss - AUXILIARY_PARTS.reduce((a, k) => a + (r.parts[k] ?? 0), 0);
+
 /**
- * The report's convergence check: the training loss, averaged over 5% of the run, at 80% of the steps and at the
- * end; a point whose loss still fell by more than `threshold` (2%) over its last 20% is flagged. Part of that fall is
- * the lr decay of the schedule (linear to 0 over the last 20%), so a flag means "the run was still improving", not
- * necessarily "too few steps". Null for curves too short to tell.
+ * The report's convergence check: the training objective (the loss without AuxK and the pre-activation loss, which
+ * shrink as dead latents revive whether or not the fit improves), averaged over 5% of the run, at 80% of the steps
+ * and at the end; a point whose objective still fell by more than `threshold` (2%) over its last 20% is flagged.
+ * Part of that fall is the lr decay of the schedule (linear to 0 over the last 20%: annealing lowers the loss by
+ * design), so `constantLrDrop` gives the fall over the 20% before the decay too. Null for curves too short to tell.
  */
 export function convergence(curve: CurveRecord[], totalSteps: number, threshold = 0.02, window = 0.05): Convergence | null {
   const mean = (from: number, to: number) => {
     let s = 0;
     let n = 0;
-    for (const r of curve) if (r.step > from && r.step <= to) (s += r.loss * r.steps), (n += r.steps);
+    for (const r of curve) if (r.step > from && r.step <= to) (s += objectiveOf(r) * r.steps), (n += r.steps);
     return n > 0 ? s / n : null;
   };
   const w = Math.max(1, Math.round(window * totalSteps));
@@ -62,5 +74,7 @@ export function convergence(curve: CurveRecord[], totalSteps: number, threshold 
   const b = mean(totalSteps - w, totalSteps);
   if (a === null || b === null || !(a > 0)) return null;
   const relativeDrop = (a - b) / a;
-  return { lossAt80: a, lossAtEnd: b, relativeDrop, converged: relativeDrop <= threshold, threshold };
+  const at60 = mean(Math.round(0.6 * totalSteps) - w, Math.round(0.6 * totalSteps));
+  const constantLrDrop = at60 !== null && at60 > 0 ? (at60 - a) / at60 : null;
+  return { lossAt80: a, lossAtEnd: b, relativeDrop, constantLrDrop, converged: relativeDrop <= threshold, threshold };
 }

@@ -60,6 +60,8 @@ export interface PointResult {
     convergence?: Convergence | null;
     /** The learning rate the point trained with (the tuned one when the tuning stage ran); null = the recipe's. */
     lr?: number | null;
+    /** Dead latents resampled during training (older results lack it). */
+    resampledLatents?: number;
   };
   provenance: Record<string, unknown>;
 }
@@ -214,6 +216,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
       deadFractionTrainWindow: r.deadFractionTrainWindow,
       convergence: conv,
       lr: base.lr ?? null,
+      resampledLatents: r.resampledLatents,
     },
     provenance: {
       key: pointKey(c, p, data.fingerprint, code),
@@ -245,6 +248,7 @@ export function trainBase(ctx: Pick<PointContext, 'config' | 'signal'>, p: Point
     sparsityWarmup: t.sparsityWarmup ?? (t.sparsityWarmupFraction === undefined ? undefined : Math.round(t.sparsityWarmupFraction * steps)),
     lrSchedule: t.lrSchedule,
     gradClip: t.gradClip,
+    resample: t.resample,
     bDecInit: t.bDecInit,
     engine,
     signal: ctx.signal,

@@ -20,7 +20,7 @@ export function tuningTables(results: TuneResult[]): { title: string; note: stri
   return results.map((r) => {
     const knobs = [...new Set(r.entries.flatMap((e) => [...(e.beta1 !== undefined ? ['β1'] : []), ...Object.keys(e.archConfig ?? {})]))];
     const rows = [
-      ['lr', ...knobs, 'λ / k', 'L0 (validation)', 'FVU (validation)', 'dead (last window)', 'on target', 'chosen'],
+      ['lr', ...knobs, 'λ / k', 'L0 (validation)', 'FVU (validation)', 'dead (last window)', 'dead (validation rows)', 'on target', 'chosen'],
       ...r.entries.map((e) => [
         g(e.lr, 2),
         ...knobs.map((k) => (k === 'β1' ? g(e.beta1, 2) : g(e.archConfig?.[k], 2))),
@@ -28,11 +28,22 @@ export function tuningTables(results: TuneResult[]): { title: string; note: stri
         e.l0.toFixed(1),
         g(e.fvu, 4),
         pct(e.deadFractionTrainWindow),
+        pct(e.deadFractionValidation),
         e.onTarget ? 'yes' : 'no',
         e === r.chosen || sameSetting(e, r.chosen) ? '**✓**' : '',
       ]),
     ];
-    const note = `${r.arch} ×${r.expansion} at L0 target ${r.target}; validation rows ${r.validation.start}–${r.validation.start + r.validation.rows - 1} of the training split (never trained on by these runs; the reported metrics use the held-out split). Rule: ${r.rule}${r.offTarget ? ' — no setting landed in the band, so the lowest FVU overall was taken' : ''}.`;
+    const fallback = r.offTarget
+      ? ' — no setting landed in the band, so the lowest FVU overall was taken'
+      : r.deadFallback
+        ? ' — every on-target setting had too many dead latents, so the one with the fewest was taken'
+        : '';
+    const extended = r.extendedLrs?.length ? ` The choice sat on the grid's edge, so lr ${r.extendedLrs.map((v) => g(v, 2)).join(', ')} ${r.extendedLrs.length > 1 ? 'were' : 'was'} tried beyond it.` : '';
+    const b = r.budgetCheck;
+    const budget = b
+      ? ` Budget check: the chosen setting with ${b.factor}× the tokens (same ${r.chosen.sparsity === Math.round(r.chosen.sparsity) && r.target === r.chosen.sparsity ? 'k' : 'λ'}) reaches validation FVU ${g(b.fvu, 4)} at L0 ${b.l0.toFixed(1)} (${pct((b.fvu - r.chosen.fvu) / r.chosen.fvu)} FVU, ${pct((b.l0 - r.chosen.l0) / r.chosen.l0)} L0 vs ×1), dead ${pct(b.deadFractionTrainWindow)}.`
+      : '';
+    const note = `${r.arch} ×${r.expansion} at L0 target ${r.target}; validation rows ${r.validation.start}–${r.validation.start + r.validation.rows - 1} of the training split (never trained on by these runs; the reported metrics use the held-out split). Rule: ${r.rule}${fallback}.${extended}${budget}`;
     return { title: `${r.arch} ×${r.expansion}`, note, rows };
   });
 }
@@ -57,9 +68,17 @@ export function trainingFindings(points: PointResult[]): string[] {
     const thr = pct(checked[0]!.train.convergence!.threshold);
     out.push(
       flagged.length === 0
-        ? `No point is flagged as unconverged: every training loss fell by ≤ ${thr} over the last 20% of its steps (largest ${pct(Math.max(...checked.map((p) => p.train.convergence!.relativeDrop)))}).`
-        : `${flagged.length} of ${checked.length} points are flagged as still improving (training loss fell by > ${thr} over the last 20% of steps, lr decay included): ${flagged.map((p) => `${p.id} (${pct(p.train.convergence!.relativeDrop)})`).join(', ')}.`,
+        ? `No point is flagged as unconverged: every training objective fell by ≤ ${thr} over the last 20% of its steps (largest ${pct(Math.max(...checked.map((p) => p.train.convergence!.relativeDrop)))}).`
+        : `${flagged.length} of ${checked.length} points are flagged as still improving (training objective — the loss without AuxK and the pre-activation loss — fell by > ${thr} over the last 20% of steps, lr decay included): ${flagged.map((p) => `${p.id} (${pct(p.train.convergence!.relativeDrop)})`).join(', ')}.`,
     );
+    const drops = checked.map((p) => p.train.convergence!.constantLrDrop).filter((v): v is number => v !== null);
+    if (drops.length > 0) {
+      const still = checked.filter((p) => (p.train.convergence!.constantLrDrop ?? 0) > checked[0]!.train.convergence!.threshold);
+      out.push(
+        `Before the lr decay (the 20% of steps ending at 80%), ${still.length} of ${checked.length} objectives still fell by > ${thr} (largest ${pct(Math.max(...drops))}); the rest of the last-20% fall is the decay's annealing.` +
+          ' The tuning section\'s budget check says what more tokens would buy.',
+      );
+    }
   }
   return out;
 }
@@ -67,13 +86,16 @@ export function trainingFindings(points: PointResult[]): string[] {
 /** Per point: how it trained. */
 export function trainingTable(points: PointResult[]): string[][] {
   return [
-    ['point', 'lr', 'steps', 'tokens', 'dead (last window)', 'loss drop, last 20%', 'converged'],
+    ['point', 'lr', 'steps', 'tokens', 'resampled', 'dead (last window)', 'dead (eval rows)', 'objective drop, 60→80%', 'objective drop, last 20%', 'converged'],
     ...points.map((p) => [
       p.id,
       g(p.train.lr ?? null, 2),
       String(p.train.steps),
       String(p.train.tokens),
+      p.train.resampledLatents === undefined ? '–' : String(p.train.resampledLatents),
       pct(p.train.deadFractionTrainWindow),
+      pct(p.metrics.deadFraction as number),
+      pct(p.train.convergence?.constantLrDrop),
       pct(p.train.convergence?.relativeDrop),
       p.train.convergence ? (p.train.convergence.converged ? 'yes' : '**no**') : '–',
     ]),

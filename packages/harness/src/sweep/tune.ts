@@ -13,8 +13,18 @@
  *
  * Selection rule: the lowest validation FVU among the settings whose validation L0 lies within twice the
  * calibration tolerance of the target (a λ-based run lands near, not on, the target, and FVU falls with L0, so a
- * run far above the target would win by sparsity, not by training better); if none does, the lowest FVU overall,
- * flagged `offTarget`. k-based architectures land on the target exactly.
+ * run far above the target would win by sparsity, not by training better) and whose dead fraction over the last
+ * training window is under `tuning.maxDead` (10%: an lr that kills latents is not "at its best", however low its
+ * FVU on this budget). Fallbacks, flagged: no on-target setting under the dead bar → the on-target one with the
+ * fewest dead latents (`deadFallback`); none on target → the lowest FVU overall (`offTarget`). k-based
+ * architectures land on the target exactly.
+ *
+ * Edges: a choice at the grid's largest (smallest) lr says the optimum may lie beyond it, so up to
+ * `tuning.extendEdges` more lrs are tried past that edge, each the grid's outermost ratio further, with the chosen
+ * setting's other fields, and the rule is applied again.
+ *
+ * Budget check (`tuning.budgetCheck` = f > 0): the chosen setting trained again at f × the point budget, same λ or
+ * k, scored on the same validation rows: the evidence for (or against) "the budget converges".
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -46,6 +56,8 @@ export interface TuneEntry extends TuneSetting {
   mse: number;
   /** Latents that never fired during the last quarter of the run. */
   deadFractionTrainWindow: number;
+  /** Latents that never fired on the validation rows (older entries lack it). */
+  deadFractionValidation?: number;
   /** Whether L0 lies within the selection band around the target. */
   onTarget: boolean;
   seconds: number;
@@ -62,10 +74,17 @@ export interface TuneResult {
   chosen: TuneEntry;
   /** True when no setting landed within the band and the choice fell back to the lowest FVU overall. */
   offTarget: boolean;
+  /** True when every on-target setting had ≥ maxDead dead latents and the one with the fewest was taken. */
+  deadFallback?: boolean;
+  /** lrs tried beyond the grid's edges (see the header). */
+  extendedLrs?: number[];
+  /** The chosen setting at `factor` × the budget, scored on the same validation rows. */
+  budgetCheck?: { factor: number; l0: number; fvu: number; deadFractionTrainWindow: number; seconds: number };
   rule: string;
 }
 
-export const SELECTION_RULE = 'lowest validation FVU among settings with |L0/target − 1| ≤ 2 × calibration tolerance';
+export const selectionRule = (maxDead: number) =>
+  `lowest validation FVU among settings with |L0/target − 1| ≤ 2 × calibration tolerance and < ${100 * maxDead}% dead latents over the last training window`;
 
 /** The L0 target tuned at: `tuning.target`, else the middle grid target (the lower middle for an even count). */
 export function tuningTarget(c: SweepConfig): number {
@@ -137,31 +156,95 @@ export async function tuneArchitecture(ctx: PointContext, arch: ArchName, expans
   const rows = splitHeldOut(rowRange(ctx.data.combined, 0, split.validation[1]), split.validation[1] - split.validation[0]);
   const band = 2 * c.calibration.tolerance;
   const entries: TuneEntry[] = [];
-  for (const s of tuningGrid(c, arch)) {
+  const run = async (s: TuneSetting): Promise<TuneEntry> => {
     const entryFile = join(dir, `${settingName(s)}.json`);
-    if (existsSync(entryFile)) {
-      entries.push(JSON.parse(await readFile(entryFile, 'utf8')) as TuneEntry);
-      continue;
-    }
+    if (existsSync(entryFile)) return JSON.parse(await readFile(entryFile, 'utf8')) as TuneEntry;
     const hint = entries.length > 0 ? entries[entries.length - 1]!.sparsity : undefined; // the previous setting's λ
     const e = await tuneEntry(ctx, arch, expansion, target, s, rows, band, hint);
     await writeFileAtomic(entryFile, JSON.stringify(e, null, 2) + '\n');
     ctx.log(`  tune ${arch} @ L0 ${target}: ${settingName(s)} → λ/k ${e.sparsity.toPrecision(3)}, L0 ${e.l0.toFixed(1)}, validation FVU ${e.fvu.toFixed(4)}, dead ${(100 * e.deadFractionTrainWindow).toFixed(0)}%`);
-    entries.push(e);
+    return e;
+  };
+  for (const s of tuningGrid(c, arch)) entries.push(await run(s));
+  const mode = c.tune === 'full' ? 'full' : 'lr';
+  const validation = { start: split.validation[0], rows: split.validation[1] - split.validation[0] };
+  let result = selectSetting(arch, expansion, target, mode, validation, entries, c.tuning.maxDead);
+  // Past the grid's edge while the choice sits on it (see the header).
+  const extendedLrs: number[] = [];
+  for (let n = 0; n < c.tuning.extendEdges; n++) {
+    const next = beyondEdge(entries, result.chosen);
+    if (next === null) break;
+    extendedLrs.push(next.lr);
+    entries.push(await run(next));
+    result = selectSetting(arch, expansion, target, mode, validation, entries, c.tuning.maxDead);
   }
-  const result = selectSetting(arch, expansion, target, c.tune === 'full' ? 'full' : 'lr', { start: split.validation[0], rows: split.validation[1] - split.validation[0] }, entries);
+  if (extendedLrs.length > 0) result.extendedLrs = extendedLrs;
+  if (c.tuning.budgetCheck > 0) result.budgetCheck = await budgetCheck(ctx, arch, expansion, target, result.chosen, rows, c.tuning.budgetCheck);
   await writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
   return result;
 }
 
+/**
+ * The next lr past the grid's edge when the chosen one is the largest (or smallest) lr tried with the chosen
+ * setting's other fields, or null: one ratio further, the ratio between the two outermost lrs on that side.
+ */
+export function beyondEdge(entries: TuneEntry[], chosen: TuneEntry): TuneSetting | null {
+  const same = entries.filter((e) => e.beta1 === chosen.beta1 && JSON.stringify(e.archConfig ?? {}) === JSON.stringify(chosen.archConfig ?? {}));
+  const lrs = [...new Set(same.map((e) => e.lr))].sort((a, b) => a - b);
+  if (lrs.length < 2) return null;
+  const { beta1, archConfig } = chosen;
+  const rest = { ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) };
+  const round = (v: number) => Number(v.toPrecision(3));
+  if (chosen.lr === lrs[lrs.length - 1]) return { lr: round(chosen.lr * (lrs[lrs.length - 1]! / lrs[lrs.length - 2]!)), ...rest };
+  if (chosen.lr === lrs[0]) return { lr: round(chosen.lr / (lrs[1]! / lrs[0]!)), ...rest };
+  return null;
+}
+
 /** The selection rule (see the header). */
-export function selectSetting(arch: ArchName, expansion: number, target: number, mode: 'lr' | 'full', validation: TuneResult['validation'], entries: TuneEntry[]): TuneResult {
+export function selectSetting(
+  arch: ArchName,
+  expansion: number,
+  target: number,
+  mode: 'lr' | 'full',
+  validation: TuneResult['validation'],
+  entries: TuneEntry[],
+  maxDead = 0.5,
+): TuneResult {
   if (entries.length === 0) throw new Error(`tuning ${arch}: no settings to choose from`);
   const byFvu = (a: TuneEntry, b: TuneEntry) => a.fvu - b.fvu;
-  const eligible = entries.filter((e) => e.onTarget && Number.isFinite(e.fvu));
-  const pool = eligible.length > 0 ? eligible : entries.filter((e) => Number.isFinite(e.fvu));
-  if (pool.length === 0) throw new Error(`tuning ${arch}: every setting diverged`);
-  return { arch, expansion, target, mode, validation, entries, chosen: [...pool].sort(byFvu)[0]!, offTarget: eligible.length === 0, rule: SELECTION_RULE };
+  const byDead = (a: TuneEntry, b: TuneEntry) => a.deadFractionTrainWindow - b.deadFractionTrainWindow || byFvu(a, b);
+  const finite = entries.filter((e) => Number.isFinite(e.fvu));
+  if (finite.length === 0) throw new Error(`tuning ${arch}: every setting diverged`);
+  const onTarget = finite.filter((e) => e.onTarget);
+  const alive = onTarget.filter((e) => e.deadFractionTrainWindow < maxDead);
+  const base = { arch, expansion, target, mode, validation, entries, rule: selectionRule(maxDead) };
+  if (alive.length > 0) return { ...base, chosen: [...alive].sort(byFvu)[0]!, offTarget: false };
+  if (onTarget.length > 0) return { ...base, chosen: [...onTarget].sort(byDead)[0]!, offTarget: false, deadFallback: true };
+  return { ...base, chosen: [...finite].sort(byFvu)[0]!, offTarget: true };
+}
+
+/** The budget check (see the header): the chosen setting at `factor` × the budget, its λ or k kept. */
+async function budgetCheck(
+  ctx: PointContext,
+  arch: ArchName,
+  expansion: number,
+  target: number,
+  chosen: TuneEntry,
+  rows: ReturnType<typeof splitHeldOut>,
+  factor: number,
+): Promise<NonNullable<TuneResult['budgetCheck']>> {
+  const { lr, beta1, archConfig } = chosen;
+  const c = withSetting(ctx.config, arch, { lr, ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) });
+  const p: PointSpec = { id: `tune-${arch}-budget`, arch, target, sparsity: null, seed: c.tuning.seed, expansion };
+  const engine = ctx.engine ?? (await defaultEngine());
+  const { base, steps } = trainBase({ ...ctx, config: c }, p, engine);
+  const t0 = performance.now();
+  // The same schedule as fractions of the longer run (warm-ups given in steps are scaled with it).
+  const scaled = (n: number | undefined) => (n === undefined ? undefined : Math.round(n * factor));
+  const r = await trainRun({ ...base, lrWarmup: scaled(base.lrWarmup), sparsityWarmup: scaled(base.sparsityWarmup), train: rows.train, heldOut: rows.heldOut, steps: Math.max(1, Math.round(steps * factor)), sparsity: chosen.sparsity, dataFingerprint: `${ctx.data.fingerprint}/tuning` });
+  if (r.interrupted) throw new SweepInterrupted(p.id);
+  ctx.log(`  tune ${arch}: budget check ×${factor} → L0 ${r.metrics!.l0.mean.toFixed(1)}, validation FVU ${r.metrics!.fvu?.toFixed(4)} (×1: L0 ${chosen.l0.toFixed(1)}, FVU ${chosen.fvu.toFixed(4)})`);
+  return { factor, l0: r.metrics!.l0.mean, fvu: r.metrics!.fvu ?? NaN, deadFractionTrainWindow: r.deadFractionTrainWindow, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** One setting: calibrate λ at the target (λ-based), train the full budget without the validation slice, score on it. */
@@ -207,6 +290,7 @@ async function tuneEntry(
     fvu: r.metrics.fvu ?? NaN,
     mse: r.metrics.mse,
     deadFractionTrainWindow: r.deadFractionTrainWindow,
+    deadFractionValidation: r.metrics.deadFraction,
     onTarget: Math.abs(l0 / target - 1) <= band,
     seconds: (performance.now() - t0) / 1000,
   };
