@@ -141,7 +141,7 @@ export async function runPoint(ctx: PointContext, p: PointSpec): Promise<{ resul
       heldOut,
       steps,
       sparsity: v,
-      ...(controlled ? { l0Target: p.target! } : {}),
+      ...(controlled ? { l0Target: p.target!, l0ControllerFreeze: c.calibration.controllerFreeze } : {}),
       dataFingerprint: data.fingerprint,
       resume,
       checkpointEvery: Math.max(50, Math.ceil(steps / 5)),

@@ -35,7 +35,7 @@ import { hashOf } from '../hash.js';
 import { getArchitecture } from '../registry.js';
 import { trainRun } from '../train-run.js';
 import { l0Slope } from './calibrate.js';
-import { codeVersion } from './code-version.js';
+import { codeVersion, sourceHash } from './code-version.js';
 import { type PointSpec, type SweepConfig, trainingFor } from './config.js';
 import type { SweepData } from './dataset.js';
 import { type PointContext, SweepInterrupted, calibratePoint, trainBase } from './point.js';
@@ -136,7 +136,8 @@ export function applyTuning(c: SweepConfig, results: TuneResult[]): SweepConfig 
 function tuningDir(ctx: Pick<PointContext, 'config' | 'data' | 'cacheDir'>, arch: ArchName, expansion: number): string {
   const { config: c, data } = ctx;
   const { lr: _lr, beta1: _b, ...fixed } = trainingFor(c, arch);
-  const key = hashOf({ arch, expansion, training: fixed, tune: c.tune, tuning: c.tuning, target: tuningTarget(c), cal: c.calibration, data: data.fingerprint, code: codeVersion(arch) });
+  // The selection code is part of the key: a changed rule re-decides (the entries' runs are cached by the same key).
+  const key = hashOf({ arch, expansion, training: fixed, tune: c.tune, tuning: c.tuning, target: tuningTarget(c), cal: c.calibration, data: data.fingerprint, code: codeVersion(arch), tuneCode: sourceHash(['harness/src/sweep/tune.ts']) });
   return join(ctx.cacheDir, 'tuning', `${arch}-x${expansion}-${key}`);
 }
 
