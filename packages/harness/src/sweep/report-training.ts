@@ -15,8 +15,31 @@ const pct = (v: number | null | undefined) => (v === null || v === undefined || 
 /** Dead latents over the last training window: the report's bar (issue 11: every point under 10%). */
 export const DEAD_LIMIT = 0.1;
 
+/**
+ * The local slope d ln FVU / d ln L0 of an architecture's points around `l0` (seed means per target, the two
+ * targets that bracket it, else the nearest two): what moving along its frontier to another L0 costs or buys.
+ */
+export function frontierSlope(points: PointResult[], arch: string, l0: number): number | null {
+  const byTarget = new Map<number, { l0: number[]; fvu: number[] }>();
+  for (const p of points) {
+    if (p.arch !== arch || p.target === null || p.metrics.fvu === null || !(p.metrics.fvu > 0) || !(p.metrics.l0.mean > 0)) continue;
+    const t = byTarget.get(p.target) ?? { l0: [], fvu: [] };
+    t.l0.push(Math.log(p.metrics.l0.mean));
+    t.fvu.push(Math.log(p.metrics.fvu));
+    byTarget.set(p.target, t);
+  }
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const pts = [...byTarget.values()].map((t) => ({ x: mean(t.l0), y: mean(t.fvu) })).sort((a, b) => a.x - b.x);
+  if (pts.length < 2) return null;
+  const x = Math.log(l0);
+  let i = pts.findIndex((p) => p.x >= x);
+  i = i <= 0 ? 1 : i; // bracketing pair [i − 1, i], or the nearest two at either end
+  const [a, b] = [pts[i - 1]!, pts[Math.min(i, pts.length - 1)]!];
+  return b.x === a.x ? null : (b.y - a.y) / (b.x - a.x);
+}
+
 /** One table per tuned architecture: every setting tried, its validation scores, the chosen one marked. */
-export function tuningTables(results: TuneResult[]): { title: string; note: string; rows: string[][] }[] {
+export function tuningTables(results: TuneResult[], points: PointResult[] = []): { title: string; note: string; rows: string[][] }[] {
   return results.map((r) => {
     const knobs = [...new Set(r.entries.flatMap((e) => [...(e.beta1 !== undefined ? ['β1'] : []), ...Object.keys(e.archConfig ?? {})]))];
     const rows = [
@@ -40,8 +63,14 @@ export function tuningTables(results: TuneResult[]): { title: string; note: stri
         : '';
     const extended = r.extendedLrs?.length ? ` The choice sat on the grid's edge, so lr ${r.extendedLrs.map((v) => g(v, 2)).join(', ')} ${r.extendedLrs.length > 1 ? 'were' : 'was'} tried beyond it.` : '';
     const b = r.budgetCheck;
+    // At the same λ a longer run lands at another L0; moving it back along the frontier's local slope makes the two
+    // budgets comparable at the ×1 run's L0 (an estimate: the slope is the sweep's, between its targets).
+    const slope = b ? frontierSlope(points, r.arch, r.chosen.l0) : null;
+    const adjusted = b && slope !== null && b.l0 > 0 ? b.fvu * Math.pow(r.chosen.l0 / b.l0, slope) : null;
+    const same = Math.abs(b ? b.l0 / r.chosen.l0 - 1 : 1) < 0.01;
     const budget = b
-      ? ` Budget check: the chosen setting with ${b.factor}× the tokens (same ${r.chosen.sparsity === Math.round(r.chosen.sparsity) && r.target === r.chosen.sparsity ? 'k' : 'λ'}) reaches validation FVU ${g(b.fvu, 4)} at L0 ${b.l0.toFixed(1)} (${pct((b.fvu - r.chosen.fvu) / r.chosen.fvu)} FVU, ${pct((b.l0 - r.chosen.l0) / r.chosen.l0)} L0 vs ×1), dead ${pct(b.deadFractionTrainWindow)}.`
+      ? ` Budget check: the chosen setting with ${b.factor}× the tokens (same ${same ? 'k' : 'λ'}) reaches validation FVU ${g(b.fvu, 4)} at L0 ${b.l0.toFixed(1)} (${pct((b.fvu - r.chosen.fvu) / r.chosen.fvu)} FVU, ${pct((b.l0 - r.chosen.l0) / r.chosen.l0)} L0 vs ×1), dead ${pct(b.deadFractionTrainWindow)}` +
+        (adjusted !== null && !same ? `; moved to the ×1 run's L0 along the sweep's frontier slope (d ln FVU / d ln L0 = ${slope!.toFixed(2)}): FVU ≈ ${g(adjusted, 4)}, ${pct((adjusted - r.chosen.fvu) / r.chosen.fvu)} vs ×1.` : '.')
       : '';
     const note = `${r.arch} ×${r.expansion} at L0 target ${r.target}; validation rows ${r.validation.start}–${r.validation.start + r.validation.rows - 1} of the training split (never trained on by these runs; the reported metrics use the held-out split). Rule: ${r.rule}${fallback}.${extended}${budget}`;
     return { title: `${r.arch} ×${r.expansion}`, note, rows };

@@ -203,7 +203,7 @@ function trainingMarkdown(r: ReportInput): string[] {
   const out: string[] = [];
   if (r.tuning && r.tuning.length > 0) {
     out.push('## Tuning stage', '', 'Each architecture trained at one L0 target over the grid below at the full point budget; every point of the architecture uses the chosen setting.', '');
-    for (const t of tuningTables(r.tuning)) out.push(`### ${t.title}`, '', t.note, '', mdTable(t.rows), '');
+    for (const t of tuningTables(r.tuning, r.points)) out.push(`### ${t.title}`, '', t.note, '', mdTable(t.rows), '');
   }
   out.push('## Training: dead latents and convergence', '', ...trainingFindings(r.points).map((l) => `- ${l}`), '');
   if (r.curves) out.push(`![learning curves](${r.curves.png})`, '', `Curves of ${r.curves.ids.join(', ')} (files: \`curves/<point>.jsonl\`).`, '');
@@ -215,7 +215,7 @@ function trainingHtml(r: ReportInput): string[] {
   const out: string[] = [];
   if (r.tuning && r.tuning.length > 0) {
     out.push('<h2>Tuning stage</h2><p>Each architecture trained at one L0 target over the grid below at the full point budget; every point of the architecture uses the chosen setting.</p>');
-    for (const t of tuningTables(r.tuning)) out.push(`<h3>${esc(t.title)}</h3><p>${esc(t.note)}</p>`, htmlTable(t.rows.map((row) => row.map((c) => c.replace(/\*\*/g, '')))));
+    for (const t of tuningTables(r.tuning, r.points)) out.push(`<h3>${esc(t.title)}</h3><p>${esc(t.note)}</p>`, htmlTable(t.rows.map((row) => row.map((c) => c.replace(/\*\*/g, '')))));
   }
   out.push(`<h2>Training: dead latents and convergence</h2><ul>${trainingFindings(r.points).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>`);
   if (r.curves) out.push(`<figure id="curves-plot">${r.curves.svg.replace(/^<\?xml[^>]*>/, '')}<figcaption>Learning curves of ${esc(r.curves.ids.join(', '))}.</figcaption></figure>`);
