@@ -31,10 +31,14 @@ export interface TaskReport {
   raw: TaskProbeResult;
 }
 
-/** The hook site an SAE folder names (SAELens ≥ 6 under `metadata`, older at the top level). */
+/**
+ * The hook site an SAE folder names: SAELens ≥ 6 under `metadata.hook_name`, older configs at the top level as
+ * `hook_name`, or as `hook_point` in the oldest (the pre-6.0 cfg.json files that core's loadSae also reads; see
+ * the pre-6.0 cases in test/saelens-interop.test.ts).
+ */
 export function saeHookName(sae: Pick<LoadedSae, 'json'>): string | undefined {
   const meta = (sae.json.metadata ?? {}) as Record<string, unknown>;
-  return [meta.hook_name, sae.json.hook_name].find((h): h is string => typeof h === 'string');
+  return [meta.hook_name, sae.json.hook_name, sae.json.hook_point].find((h): h is string => typeof h === 'string');
 }
 
 /** An SAE's encoder as a row encoder. */
