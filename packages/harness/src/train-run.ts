@@ -67,7 +67,10 @@ export interface TrainRunSpec {
    * held fixed for the last 20% of steps; `finalSparsity` in the result is that λ.
    */
   l0Target?: number;
-  /** With `l0Target`: the fraction of the steps after which the controller holds λ fixed (default 0.8; 1 = never). */
+  /**
+   * With `l0Target`: the fraction of the steps after which the controller holds λ fixed; default 1 (it acts to the
+   * end: frozen for the last 20% it missed by 6–49% at the default data's tuned lrs, docs/l0-targeting.md).
+   */
   l0ControllerFreeze?: number;
   lr?: number;
   optimizer?: 'adam' | 'sgd';
@@ -220,7 +223,7 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
     init: init?.label ?? null,
     bufferRows,
     evalRows: heldOut?.rows ?? 0,
-    ...(spec.l0Target !== undefined ? { l0Target: spec.l0Target, ...(spec.l0ControllerFreeze !== undefined ? { l0ControllerFreeze: spec.l0ControllerFreeze } : {}) } : {}),
+    ...(spec.l0Target !== undefined ? { l0Target: spec.l0Target, l0ControllerFreeze: spec.l0ControllerFreeze ?? 1 } : {}),
   };
   const configHash = hashOf(runConfig);
 
@@ -237,7 +240,7 @@ export async function trainRun(spec: TrainRunSpec): Promise<TrainRunResult> {
   }
   const trainer = new SaeTrainer(arch, cfg, params, trainerOptions, { engine });
   if (spec.l0Target !== undefined) {
-    trainer.l0Controller = new L0Controller(defaultL0ControllerOptions(spec.l0Target, Math.max(sparsity, 1e-8), totalSteps, trainerOptions.sparsityWarmupSteps, spec.l0ControllerFreeze));
+    trainer.l0Controller = new L0Controller(defaultL0ControllerOptions(spec.l0Target, Math.max(sparsity, 1e-8), totalSteps, trainerOptions.sparsityWarmupSteps, spec.l0ControllerFreeze ?? 1));
   }
   let resumeFrom: StreamPosition | undefined;
   let curves: CurvePoint[] = [];

@@ -50,8 +50,8 @@ export const trainOptionsSchema = z
     quiet: z.boolean().default(false),
     /**
      * One-pass L0 targeting (λ-based architectures): a controller moves λ during training so the run lands on
-     * this mean L0 (core sae/l0-controller.ts); --sparsity, if given, is its starting λ. λ is frozen for the
-     * last 20% of steps; the final λ is saved in the SAE's provenance.
+     * this mean L0 (core sae/l0-controller.ts); --sparsity, if given, is its starting λ. The controller acts to the
+     * last step (trainRun's `l0ControllerFreeze`, default 1); the final λ is saved in the SAE's provenance.
      */
     l0Target: z.number().positive().optional(),
   })

@@ -146,15 +146,15 @@ export const sweepConfigSchema = z
         seed: z.number().int().nonnegative().default(0),
         /**
          * How λ-based architectures reach an L0 target: 'probe' (short calibration runs, then the full run;
-         * calibrate.ts) or 'controller' (one run whose λ a controller steers to the target, frozen for the last
-         * 20% of steps; core sae/l0-controller.ts). docs/l0-targeting.md compares them.
+         * calibrate.ts) or 'controller' (one run whose λ a controller steers to the target, to the end or frozen
+         * after `controllerFreeze`; core sae/l0-controller.ts). docs/l0-targeting.md compares them.
          */
         method: z.enum(['probe', 'controller']).default('probe'),
-        /** 'controller': the fraction of the steps after which λ is held fixed (1 = it acts to the end). */
-        controllerFreeze: z.number().gt(0).max(1).default(0.8),
+        /** 'controller': the fraction of the steps after which λ is held fixed (default 1: it acts to the end). */
+        controllerFreeze: z.number().gt(0).max(1).default(1),
       })
       .strict()
-      .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0, method: 'probe', controllerFreeze: 0.8 }),
+      .default({ stepsFraction: 0.3, minSteps: 20, maxIters: 8, tolerance: 0.15, refineRuns: 1, seed: 0, method: 'probe', controllerFreeze: 1 }),
     eval: z.object({ batch: z.number().int().positive().default(4096) }).strict().default({ batch: 4096 }),
     /**
      * The tuning stage (tune.ts): before the grid, per architecture, train at one L0 target over a grid of learning
