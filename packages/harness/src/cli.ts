@@ -56,10 +56,12 @@ export function buildProgram(): Command {
     .option('--sparsity-warmup <steps>', 'linear λ warm-up steps', int('--sparsity-warmup'))
     .addOption(new Option('--lr-schedule <kind>', 'LR schedule after warm-up').choices(['constant', 'cosine', 'linear-decay']))
     .option('--grad-clip <norm>', 'global gradient-norm clip (0 = off)', num('--grad-clip'))
+    .option('--resample', 'resample dead latents (core sae/resample.ts) even where the recipe does not')
+    .option('--no-resample', 'do not resample dead latents (ReLU and Gated do by default, as their papers trained)')
     .option('--eval-rows <n>', 'held-out rows at the end of the input for metrics (default 5%, ≤ 16384; 0: train on all rows, no metrics)', int('--eval-rows'))
     .option('--checkpoint-every <steps>', 'write the resumable training state every N steps', int('--checkpoint-every'), 200)
     .option('--dead-tokens <n>', `${archsReading((a) => a.runOptions?.includes('deadTokens') === true)}: tokens without firing before a latent is dead (AuxK)`, int('--dead-tokens'))
-    .option('--l0-target <l0>', 'λ-based archs: a controller moves λ during training to land on this mean L0 (frozen for the last 20%; --sparsity = start)', num('--l0-target'))
+    .option('--l0-target <l0>', 'λ-based archs: a controller moves λ during training to land on this mean L0 (to the last step; --sparsity = start)', num('--l0-target'))
     .option('--quiet', 'no progress bar')
     .action(async (opts) => {
       await withSigint(async (signal) => {

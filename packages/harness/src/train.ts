@@ -38,6 +38,8 @@ export const trainOptionsSchema = z
     sparsityWarmup: z.number().int().nonnegative().optional(),
     lrSchedule: z.enum(['constant', 'cosine', 'linear-decay']).optional(),
     gradClip: z.number().nonnegative().optional(),
+    /** Dead-latent resampling: default the recipe's (ReLU, Gated); false = off, true = on (trainRun `resample`). */
+    resample: z.boolean().optional(),
     /** Held-out rows at the end of the input, for the metrics in cfg.json (0: train on every row, no metrics). */
     evalRows: z.number().int().nonnegative().optional(),
     checkpointEvery: z.number().int().positive().default(200),
@@ -141,6 +143,7 @@ export async function saveTrainedSae(dir: string, r: TrainRunResult, origin: Tra
       tokens_per_second: r.tokensPerSecond,
       metrics: r.metrics ? metricsJson(r.metrics) : null,
       dead_fraction_training_window: { value: r.deadFractionTrainWindow, steps: r.firingWindow },
+      resampled_latents: r.resampledLatents,
       ...(r.runConfig.l0Target !== undefined ? { l0_controller: { target: r.runConfig.l0Target, initial_lambda: (r.runConfig.trainer as { sparsity: number }).sparsity, final_lambda: r.finalSparsity } } : {}),
     },
   });
@@ -183,6 +186,7 @@ export async function trainSae(
         sparsityWarmup: o.sparsityWarmup,
         lrSchedule: o.lrSchedule,
         gradClip: o.gradClip,
+        resample: o.resample,
         normalize: o.normalize,
         bDecInit: o.bDecInit,
         init: init ? { cfg: init.cfg, params: init.params, label: o.init! } : null,
