@@ -178,7 +178,7 @@ export {
   sampledDots,
 } from './sae/ops.js';
 export { type StepStats, type TrainerOptions, SaeTrainer, batchFvu, recipeOptions, resampleFor, trainerOptionsSchema } from './sae/trainer.js';
-export { type ResampleOptions, deadForResampling, isResampleStep, resampleLatents, resampleOptionsSchema, weightedSampleWithoutReplacement } from './sae/resample.js';
+export { type ResampleOptions, SHORT_RUN_RESAMPLING, deadForResampling, isResampleStep, resampleLatents, resampleOptionsSchema, weightedSampleWithoutReplacement } from './sae/resample.js';
 export { type L0ControllerOptions, type L0ControllerState, L0Controller, defaultL0ControllerOptions, l0ControllerOptionsSchema } from './sae/l0-controller.js';
 export {
   type AuxKConfig,

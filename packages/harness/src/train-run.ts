@@ -32,6 +32,7 @@ import {
   estimateNormScale,
   foldInputScale,
   geometricMedian,
+  SHORT_RUN_RESAMPLING,
   recipeOptions,
   resampleFor,
   sampleRows,
@@ -341,7 +342,7 @@ function trainerOptionsFor(arch: SaeArchitecture<any, any>, o: TrainRunSpec, tot
 /** The run's resampling in steps: the recipe's, off (false), or on with the default fractions (true). */
 function resampleOf(arch: SaeArchitecture<any, any>, on: boolean | undefined, totalSteps: number, seed: number): TrainerOptions['resample'] {
   if (on === false) return null;
-  const fractions = arch.recipe.resample ?? (on ? { everyFraction: 0.1, untilFraction: 0.6 } : null);
+  const fractions = arch.recipe.resample ?? (on ? SHORT_RUN_RESAMPLING : null);
   return fractions ? resampleFor(fractions, totalSteps, seed) : null;
 }
 

@@ -17,6 +17,7 @@ import {
   type Params,
   type SparseRows,
   type Tensor,
+  SHORT_RUN_RESAMPLING,
   accumulate,
   baseSaeConfigSchema,
   decodeAffine,
@@ -93,8 +94,7 @@ export const gated = defineSae<GatedConfig, undefined, GatedParams>({
   decoderConstraint: 'unit-norm',
   configSchema: gatedConfigSchema,
   // Paper: Adam; β1 = 0 works well for Gated (docs/specs/sae.md). Dead latents resampled as the paper trained
-  // (following Bricken et al. 2023; core sae/resample.ts): every 10% of the run up to 60% (the papers' events are
-  // at fixed step counts of much longer runs; this keeps ≥ 40% of a short run after the last one).
+  // (following Bricken et al. 2023; core sae/resample.ts), on the short-run schedule.
   recipe: {
     optimizer: { kind: 'adam', lr: 5e-5, beta1: 0, beta2: 0.999 },
     lrSchedule: 'constant',
@@ -102,7 +102,7 @@ export const gated = defineSae<GatedConfig, undefined, GatedParams>({
     sparsityWarmupFraction: 0.05,
     gradClip: 0,
     defaultSparsity: 1,
-    resample: { everyFraction: 0.1, untilFraction: 0.6 },
+    resample: SHORT_RUN_RESAMPLING,
   },
   // A resampled latent: gate and magnitude biases 0, magnitude scale exp(0) = 1 (both paths = the new W_enc column).
   latentResets: () => ({ b_gate: 0, r_mag: 0, b_mag: 0 }),

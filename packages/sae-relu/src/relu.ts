@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import {
   type DictionaryParams,
+  SHORT_RUN_RESAMPLING,
   accumulate,
   baseSaeConfigSchema,
   decodeAffine,
@@ -57,8 +58,7 @@ export const relu = defineSae<ReluConfig, undefined, DictionaryParams>({
     // The April update's λ = 5 is for inputs scaled to E‖x‖² = d_in; ours have E‖x‖² = 1, i.e. x / √d_in, and
     // the loss at scale s with λ has the minimiser of scale 1 with λ / s: λ = 5 / √d_in.
     defaultSparsity: ({ dIn }) => 5 / Math.sqrt(dIn),
-    // Every 10% of the run up to 60% (Bricken et al. resample at fixed steps of far longer runs).
-    resample: { everyFraction: 0.1, untilFraction: 0.6 },
+    resample: SHORT_RUN_RESAMPLING,
   },
   latentResets: () => ({ b_enc: 0 }),
 

@@ -40,6 +40,13 @@ export const resampleOptionsSchema = z.object({
 });
 export type ResampleOptions = z.infer<typeof resampleOptionsSchema>;
 
+/**
+ * Resampling as fractions of a short run: an event every 10% of the steps up to 60%, so ≥ 40% of the run follows
+ * the last one (Bricken et al. resample at fixed step counts of runs far longer than ours). The ReLU and Gated
+ * recipes use it, and so does `resample: true` for an architecture whose recipe has none.
+ */
+export const SHORT_RUN_RESAMPLING = { everyFraction: 0.1, untilFraction: 0.6 } as const;
+
 /** Whether `step` (after that many optimiser steps) is a resampling event. */
 export const isResampleStep = (o: ResampleOptions, step: number): boolean => step > 0 && step <= o.until && step % o.every === 0;
 

@@ -70,7 +70,7 @@ export function recipeOptions(arch: SaeArchitecture<any, any>, totalSteps: numbe
 /** The recipe's resampling fractions in steps (an event at least every step; none when `until` comes first). */
 export function resampleFor(r: { everyFraction: number; untilFraction: number }, totalSteps: number, seed = 0): NonNullable<TrainerOptions['resample']> {
   const every = Math.max(1, Math.round(r.everyFraction * totalSteps));
-  return { every, until: Math.floor(r.untilFraction * totalSteps), seed, encoderScale: 0.2 };
+  return resampleOptionsSchema.parse({ every, until: Math.floor(r.untilFraction * totalSteps), seed });
 }
 
 export class SaeTrainer<C extends BaseSaeConfig, S> {

@@ -84,7 +84,7 @@ const tuningSchema = z
      * report's 10% bar is not used here: on the default data the lrs that fit best leave 10–25% of ReLU's, Gated's
      * and TopK's latents dead while JumpReLU's pre-activation loss keeps its window count near 0 (its latents fire
      * rarely, not usefully: 40% never fire on the evaluation rows), so a 10% rule would rank the remedies, not the
-     * architectures (docs/results/default/README.md).
+     * architectures (docs/sweep.md, "The tuning stage").
      */
     maxDead: z.number().gt(0).max(1).default(TUNING_DEFAULTS.maxDead),
     /** When the chosen lr is the grid's largest or smallest, try up to this many more lrs beyond it (same ratio). */

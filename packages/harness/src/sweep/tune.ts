@@ -14,8 +14,8 @@
  * Selection rule: the lowest validation FVU among the settings whose validation L0 lies within twice the
  * calibration tolerance of the target (a λ-based run lands near, not on, the target, and FVU falls with L0, so a
  * run far above the target would win by sparsity, not by training better) and whose dead fraction over the last
- * training window is under `tuning.maxDead` (10%: an lr that kills latents is not "at its best", however low its
- * FVU on this budget). Fallbacks, flagged: no on-target setting under the dead bar → the on-target one with the
+ * training window is under `tuning.maxDead` (default 50%: an lr that leaves half the dictionary dead is not "at its
+ * best", however low its FVU; why not the report's 10%: docs/sweep.md). Fallbacks, flagged: no on-target setting under the dead bar → the on-target one with the
  * fewest dead latents (`deadFallback`); none on target → the lowest FVU overall (`offTarget`). k-based
  * architectures land on the target exactly.
  *
@@ -122,13 +122,16 @@ export function withSetting(c: SweepConfig, arch: ArchName, s: TuneSetting): Swe
   return { ...c, archs: { ...c.archs, [arch]: over } };
 }
 
+/** The setting an entry was trained at (its lr, and β1 and knobs where the grid set them). */
+function settingOf(e: TuneEntry): TuneSetting {
+  const { lr, beta1, archConfig } = e;
+  return { lr, ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) };
+}
+
 /** The config every point runs with: each tuned architecture's chosen setting applied. */
 export function applyTuning(c: SweepConfig, results: TuneResult[]): SweepConfig {
   let out = c;
-  for (const r of results) {
-    const { lr, beta1, archConfig } = r.chosen;
-    out = withSetting(out, r.arch, { lr, ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) });
-  }
+  for (const r of results) out = withSetting(out, r.arch, settingOf(r.chosen));
   return out;
 }
 
@@ -193,11 +196,9 @@ export function beyondEdge(entries: TuneEntry[], chosen: TuneEntry): TuneSetting
   const same = entries.filter((e) => e.beta1 === chosen.beta1 && JSON.stringify(e.archConfig ?? {}) === JSON.stringify(chosen.archConfig ?? {}));
   const lrs = [...new Set(same.map((e) => e.lr))].sort((a, b) => a - b);
   if (lrs.length < 2) return null;
-  const { beta1, archConfig } = chosen;
-  const rest = { ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) };
   const round = (v: number) => Number(v.toPrecision(3));
-  if (chosen.lr === lrs[lrs.length - 1]) return { lr: round(chosen.lr * (lrs[lrs.length - 1]! / lrs[lrs.length - 2]!)), ...rest };
-  if (chosen.lr === lrs[0]) return { lr: round(chosen.lr / (lrs[1]! / lrs[0]!)), ...rest };
+  if (chosen.lr === lrs[lrs.length - 1]) return { ...settingOf(chosen), lr: round(chosen.lr * (lrs[lrs.length - 1]! / lrs[lrs.length - 2]!)) };
+  if (chosen.lr === lrs[0]) return { ...settingOf(chosen), lr: round(chosen.lr / (lrs[1]! / lrs[0]!)) };
   return null;
 }
 
@@ -224,6 +225,31 @@ export function selectSetting(
   return { ...base, chosen: [...finite].sort(byFvu)[0]!, offTarget: true };
 }
 
+/**
+ * A tuning run at sparsity value v: point p's training settings (under `ctx.config`) with `factor` × its budget —
+ * warm-ups given in steps scaled with it, so the schedule keeps its fractions — on the tuning split's training rows,
+ * scored on its validation rows.
+ */
+async function tuningRunner(ctx: PointContext, p: PointSpec, rows: ReturnType<typeof splitHeldOut>, factor = 1) {
+  const engine = ctx.engine ?? (await defaultEngine());
+  const { base, steps } = trainBase(ctx, p, engine);
+  const scaled = (n: number | undefined) => (n === undefined || factor === 1 ? n : Math.round(n * factor));
+  return async (v: number) => {
+    const r = await trainRun({
+      ...base,
+      lrWarmup: scaled(base.lrWarmup),
+      sparsityWarmup: scaled(base.sparsityWarmup),
+      train: rows.train,
+      heldOut: rows.heldOut,
+      steps: factor === 1 ? steps : Math.max(1, Math.round(steps * factor)),
+      sparsity: v,
+      dataFingerprint: `${ctx.data.fingerprint}/tuning`,
+    });
+    if (r.interrupted) throw new SweepInterrupted(p.id);
+    return { ...r, metrics: r.metrics! };
+  };
+}
+
 /** The budget check (see the header): the chosen setting at `factor` × the budget, its λ or k kept. */
 async function budgetCheck(
   ctx: PointContext,
@@ -234,18 +260,12 @@ async function budgetCheck(
   rows: ReturnType<typeof splitHeldOut>,
   factor: number,
 ): Promise<NonNullable<TuneResult['budgetCheck']>> {
-  const { lr, beta1, archConfig } = chosen;
-  const c = withSetting(ctx.config, arch, { lr, ...(beta1 !== undefined ? { beta1 } : {}), ...(archConfig ? { archConfig } : {}) });
+  const c = withSetting(ctx.config, arch, settingOf(chosen));
   const p: PointSpec = { id: `tune-${arch}-budget`, arch, target, sparsity: null, seed: c.tuning.seed, expansion };
-  const engine = ctx.engine ?? (await defaultEngine());
-  const { base, steps } = trainBase({ ...ctx, config: c }, p, engine);
   const t0 = performance.now();
-  // The same schedule as fractions of the longer run (warm-ups given in steps are scaled with it).
-  const scaled = (n: number | undefined) => (n === undefined ? undefined : Math.round(n * factor));
-  const r = await trainRun({ ...base, lrWarmup: scaled(base.lrWarmup), sparsityWarmup: scaled(base.sparsityWarmup), train: rows.train, heldOut: rows.heldOut, steps: Math.max(1, Math.round(steps * factor)), sparsity: chosen.sparsity, dataFingerprint: `${ctx.data.fingerprint}/tuning` });
-  if (r.interrupted) throw new SweepInterrupted(p.id);
-  ctx.log(`  tune ${arch}: budget check ×${factor} → L0 ${r.metrics!.l0.mean.toFixed(1)}, validation FVU ${r.metrics!.fvu?.toFixed(4)} (×1: L0 ${chosen.l0.toFixed(1)}, FVU ${chosen.fvu.toFixed(4)})`);
-  return { factor, l0: r.metrics!.l0.mean, fvu: r.metrics!.fvu ?? NaN, deadFractionTrainWindow: r.deadFractionTrainWindow, seconds: (performance.now() - t0) / 1000 };
+  const r = await (await tuningRunner({ ...ctx, config: c }, p, rows, factor))(chosen.sparsity);
+  ctx.log(`  tune ${arch}: budget check ×${factor} → L0 ${r.metrics.l0.mean.toFixed(1)}, validation FVU ${r.metrics.fvu?.toFixed(4)} (×1: L0 ${chosen.l0.toFixed(1)}, FVU ${chosen.fvu.toFixed(4)})`);
+  return { factor, l0: r.metrics.l0.mean, fvu: r.metrics.fvu ?? NaN, deadFractionTrainWindow: r.deadFractionTrainWindow, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** One setting: calibrate λ at the target (λ-based), train the full budget without the validation slice, score on it. */
@@ -265,13 +285,8 @@ async function tuneEntry(
   const direct = getArchitecture(arch).sparsity.forL0Target(target);
   const t0 = performance.now();
   const cal = direct !== null ? null : await calibratePoint(sctx, p, hint);
-  const engine = ctx.engine ?? (await defaultEngine());
-  const { base, steps } = trainBase(sctx, p, engine);
-  const train = async (v: number) => {
-    const r = await trainRun({ ...base, train: rows.train, heldOut: rows.heldOut, steps, sparsity: v, dataFingerprint: `${ctx.data.fingerprint}/tuning` });
-    if (r.interrupted) throw new SweepInterrupted(p.id);
-    return { v, r: { ...r, metrics: r.metrics! } };
-  };
+  const run = await tuningRunner(sctx, p, rows);
+  const train = async (v: number) => ({ v, r: await run(v) });
   let best = await train(cal?.lambda ?? direct!);
   // As the points do: a full-length run can land off the short calibration runs' L0, so when it misses by more
   // than the calibration tolerance, one more full-length run along the fitted slope; keep the closer one.
